@@ -1,0 +1,73 @@
+/**
+ * The one list of error codes spoken by sandboxd, the server and this client.
+ * Every error body is `{"error": {"code", "message", "details?"}}`; the code is stable,
+ * the message is for humans. The HTTP status is the one given here.
+ */
+export const ERROR_CODES = {
+  // Request shape
+  VALIDATION_ERROR: { status: 400, description: 'The request body or query failed validation' },
+  MALFORMED_JSON: { status: 400, description: 'The request body is not valid JSON' },
+  PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the size limit' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request content type is not accepted here' },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, description: 'The route does not accept this method' },
+
+  // Auth
+  UNAUTHORIZED: { status: 401, description: 'Missing or wrong bearer token' },
+
+  // Paths and files (sandboxd)
+  PATH_OUTSIDE_WORKSPACE: { status: 403, description: 'The path resolves outside the workspace root' },
+  FILE_NOT_FOUND: { status: 404, description: 'No file or directory at that path' },
+  NOT_A_DIRECTORY: { status: 409, description: 'A directory was expected' },
+  IS_A_DIRECTORY: { status: 409, description: 'A file was expected, found a directory' },
+  ALREADY_EXISTS: { status: 409, description: 'Something already exists at that path' },
+  DIRECTORY_NOT_EMPTY: { status: 409, description: 'The directory is not empty' },
+  PERMISSION_DENIED: { status: 403, description: 'The sandbox user may not touch that path' },
+  INVALID_ARCHIVE: { status: 400, description: 'The body is not a readable tar archive' },
+  UNSAFE_ARCHIVE_ENTRY: {
+    status: 400,
+    description: 'An archive entry is absolute, climbs out, links outside, or is a device',
+  },
+
+  // sandboxd lifecycle
+  ALREADY_INITIALIZED: { status: 409, description: 'The sandbox was already bound to a caller' },
+  NOT_INITIALIZED: { status: 409, description: 'The sandbox has not been bound to a caller yet' },
+
+  // Sandboxes (server)
+  SANDBOX_NOT_FOUND: { status: 404, description: 'No live sandbox with that id' },
+  SANDBOX_TYPE_NOT_FOUND: { status: 404, description: 'No sandbox type with that name is registered' },
+  SANDBOX_NOT_READY: { status: 409, description: 'The sandbox is not in a state that serves this call' },
+  CAPACITY_EXCEEDED: { status: 429, description: 'MAX_SANDBOX_INSTANCES reached; release one or retry later' },
+  SANDBOX_CREATE_FAILED: { status: 502, description: 'The deployer could not create a sandbox' },
+
+  // Snapshots
+  SNAPSHOT_NOT_FOUND: { status: 404, description: 'No snapshot with that id or key' },
+  SNAPSHOT_CONFLICT: { status: 409, description: 'Another writer moved the key head first' },
+  SNAPSHOT_FAILED: { status: 502, description: 'The snapshot could not be written' },
+  RESTORE_FAILED: { status: 502, description: 'The snapshot could not be restored' },
+
+  // Upstreams and the server itself
+  UPSTREAM_ERROR: { status: 502, description: 'sandboxd or the deployer answered badly or not at all' },
+  TIMEOUT: { status: 504, description: 'The operation did not finish in time' },
+  STATE_STORE_UNAVAILABLE: { status: 503, description: 'The state store (Redis) cannot be reached' },
+  SHUTTING_DOWN: { status: 503, description: 'The server is shutting down' },
+  INTERNAL_ERROR: { status: 500, description: 'An unexpected fault; the log has the request id' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    details?: Record<string, unknown>;
+  };
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}

@@ -1,0 +1,52 @@
+// Builds everything: type-checks the repository, bundles the CLIs and sandboxd with esbuild,
+// and emits the client SDK with its declarations. `node scripts/build.mjs sandboxd` rebuilds only
+// the daemon bundle (what the image build needs), skipping the type check.
+import { execFileSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+
+const onlySandboxd = process.argv[2] === 'sandboxd';
+if (!onlySandboxd) run('npx', ['tsc', '-p', 'tsconfig.json']);
+
+// sandboxd runs on the image's Node (Debian bookworm: Node 18), with every dependency inside.
+await build({
+  entryPoints: [join(root, 'sandbox-images/runtime/src/main.ts')],
+  outfile: join(root, 'sandbox-images/runtime/dist/sandboxd.mjs'),
+  bundle: true,
+  platform: 'node',
+  target: 'node18',
+  format: 'esm',
+  minify: true,
+  legalComments: 'none',
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  logLevel: 'warning',
+});
+
+if (onlySandboxd) process.exit(0);
+
+// The server CLIs keep npm packages external: they are installed beside them.
+for (const [entry, out] of [
+  ['server/src/cli/server.ts', 'dist/server.mjs'],
+  ['server/src/cli/builder.ts', 'dist/builder.mjs'],
+]) {
+  await build({
+    entryPoints: [join(root, entry)],
+    outfile: join(root, out),
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: true,
+    banner: { js: '#!/usr/bin/env node' },
+    logLevel: 'warning',
+  });
+  chmodSync(join(root, out), 0o755);
+}
+
+run('npx', ['tsc', '-p', 'client-sdk/tsconfig.build.json']);

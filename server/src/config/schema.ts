@@ -1,0 +1,196 @@
+/**
+ * Every server setting, with its default, in one zod schema. Names follow the seed server so its
+ * users can bring their `.env`. `loadConfig` (config/load.ts) reads dotenv + process.env into this.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'TRUE', 'FALSE', 'True', 'False'])])
+  .transform((v) => (typeof v === 'boolean' ? v : ['true', '1', 'yes', 'on'].includes(v.toLowerCase())));
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+/** "[49152,59152]" or "49152-59152" or "49152,59152". */
+const portRange = z
+  .string()
+  .transform((raw, ctx) => {
+    const match = raw.trim().match(/^\[?\s*(\d+)\s*[,-]\s*(\d+)\s*\]?$/);
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: `PORT_RANGE must look like [49152,59152], got "${raw}"` });
+      return z.NEVER;
+    }
+    const start = Number(match[1]);
+    const end = Number(match[2]);
+    if (start < 1 || end > 65535 || start > end) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `PORT_RANGE [${start},${end}] is inverted or outside 1-65535`,
+      });
+      return z.NEVER;
+    }
+    return { start, end };
+  });
+
+/** A comma list, or a JSON array: "base,filesystem" or '["base","filesystem"]'. */
+const stringList = z.string().transform((raw) => {
+  const text = raw.trim();
+  if (text === '') return [];
+  if (text.startsWith('[')) {
+    const parsed: unknown = JSON.parse(text);
+    if (Array.isArray(parsed)) return parsed.map(String).filter((s) => s !== '');
+  }
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+});
+
+/**
+ * READONLY_MOUNTS: host paths bound read-only into every sandbox. Each item is
+ * "/host/path" (mounted at the same path) or "/host/path:/container/path"; comma list or JSON
+ * object {"/host": "/container"}.
+ */
+const readonlyMounts = z.string().transform((raw, ctx) => {
+  const text = raw.trim();
+  if (text === '') return [];
+  let pairs: Array<[string, string]>;
+  if (text.startsWith('{')) {
+    const parsed = JSON.parse(text) as Record<string, string>;
+    pairs = Object.entries(parsed).map(([h, c]) => [h, String(c)]);
+  } else {
+    pairs = text
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map((item) => {
+        const [host = '', container] = item.split(':');
+        return [host, container ?? host];
+      });
+  }
+  for (const [host, container] of pairs) {
+    if (!host.startsWith('/') || !container.startsWith('/')) {
+      ctx.addIssue({ code: 'custom', message: `READONLY_MOUNTS entries need absolute paths, got "${host}:${container}"` });
+      return z.NEVER;
+    }
+  }
+  return pairs.map(([hostPath, containerPath]) => ({ hostPath, containerPath }));
+});
+
+export const configSchema = z
+  .object({
+    HOST: z.string().default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+    WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+    DEBUG: bool.default(false),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+    BEARER_TOKEN: optionalString,
+
+    DEFAULT_SANDBOX_TYPE: stringList.default(['base']),
+    POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(1),
+    /** How many sandboxes the refiller creates at once. */
+    POOL_FILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    MAX_SANDBOX_INSTANCES: z.coerce.number().int().min(0).default(0).describe('0 means no limit'),
+    AUTO_CLEANUP: bool.default(true),
+    CONTAINER_PREFIX_KEY: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'CONTAINER_PREFIX_KEY must be a valid container name prefix')
+      .default('runtime-sandbox'),
+    /** Names this deployment in labels and keys; defaults to CONTAINER_PREFIX_KEY. */
+    DEPLOYMENT_ID: optionalString,
+    CONTAINER_DEPLOYMENT: z.enum(['docker', 'k8s', 'agentrun', 'fc']).default('docker'),
+
+    DEFAULT_MOUNT_DIR: z.string().default('/tmp/runtime-sandbox/mounts'),
+    READONLY_MOUNTS: readonlyMounts.default([]),
+    /** Allow callers to ask for host paths to be mounted (off: no caller-supplied host paths). */
+    ALLOW_HOST_MOUNTS: bool.default(false),
+    PORT_RANGE: portRange.default({ start: 49152, end: 59152 }),
+    /** Host address the sandboxd ports are published on, and the server connects to. */
+    SANDBOX_HOST_ADDRESS: z.string().default('127.0.0.1'),
+    /** When set, sandboxes join this Docker network and are reached at their address there. */
+    DOCKER_NETWORK: optionalString,
+    DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
+
+    HEARTBEAT_TIMEOUT: z.coerce.number().int().min(1).default(300).describe('idle timeout, seconds'),
+    /** Hard time-to-live of a claimed sandbox, seconds; 0 means none. */
+    SANDBOX_TTL: z.coerce.number().int().min(0).default(0),
+    /** How often the reaper, refiller and reconciler run, milliseconds. */
+    MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(50).default(2000),
+    /** Bodies of raw file and archive uploads, bytes. */
+    MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024 * 1024),
+    /** JSON request bodies, bytes. */
+    MAX_JSON_BYTES: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(15000),
+
+    REDIS_ENABLED: bool.default(false),
+    REDIS_SERVER: z.string().default('localhost'),
+    REDIS_PORT: z.coerce.number().int().min(1).max(65535).default(6379),
+    REDIS_DB: z.coerce.number().int().min(0).default(0),
+    REDIS_USER: optionalString,
+    REDIS_PASSWORD: optionalString,
+    REDIS_KEY_PREFIX: z.string().default('rsbx'),
+
+    FILE_SYSTEM: z.enum(['local', 'oss', 'redis']).default('local'),
+    SNAPSHOT_DIR: z.string().default('/tmp/runtime-sandbox/snapshots'),
+    OSS_ENDPOINT: optionalString,
+    OSS_ACCESS_KEY_ID: optionalString,
+    OSS_ACCESS_KEY_SECRET: optionalString,
+    OSS_BUCKET_NAME: optionalString,
+    OSS_REGION: z.string().default('us-east-1'),
+    OSS_KEY_PREFIX: z.string().default('runtime-sandbox/snapshots/'),
+    OSS_FORCE_PATH_STYLE: bool.default(true),
+
+    K8S_NAMESPACE: z.string().default('default'),
+    KUBECONFIG_PATH: optionalString,
+
+    RUNTIME_SANDBOX_REGISTRY: z.string().default(''),
+    RUNTIME_SANDBOX_IMAGE_NAMESPACE: z.string().default('runtime-sandbox'),
+    RUNTIME_SANDBOX_IMAGE_TAG: z.string().default('latest'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.WORKERS > 1 && !c.REDIS_ENABLED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKERS'],
+        message: 'WORKERS > 1 needs REDIS_ENABLED=true: workers share pool and port state through Redis',
+      });
+    }
+    if (c.CONTAINER_DEPLOYMENT !== 'docker') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CONTAINER_DEPLOYMENT'],
+        message: `CONTAINER_DEPLOYMENT=${c.CONTAINER_DEPLOYMENT} is not available yet; use docker`,
+      });
+    }
+    if (c.FILE_SYSTEM === 'oss' && !c.OSS_BUCKET_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['OSS_BUCKET_NAME'], message: 'FILE_SYSTEM=oss needs OSS_BUCKET_NAME' });
+    }
+    if (!isLoopback(c.HOST) && !c.BEARER_TOKEN) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['BEARER_TOKEN'],
+        message: `HOST=${c.HOST} listens beyond loopback; set BEARER_TOKEN first`,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The name this deployment puts in labels and state keys. */
+export function deploymentIdOf(config: Config): string {
+  return config.DEPLOYMENT_ID ?? config.CONTAINER_PREFIX_KEY;
+}
+
+/** `[REGISTRY/]NAMESPACE/runtime-sandbox-<type>:TAG` */
+export function imageNameFor(type: string, config: Pick<Config, 'RUNTIME_SANDBOX_REGISTRY' | 'RUNTIME_SANDBOX_IMAGE_NAMESPACE' | 'RUNTIME_SANDBOX_IMAGE_TAG'>): string {
+  const registry = config.RUNTIME_SANDBOX_REGISTRY.replace(/\/+$/, '');
+  const repo = `${config.RUNTIME_SANDBOX_IMAGE_NAMESPACE}/runtime-sandbox-${type}`;
+  return `${registry ? `${registry}/` : ''}${repo}:${config.RUNTIME_SANDBOX_IMAGE_TAG}`;
+}

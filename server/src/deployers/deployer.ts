@@ -1,0 +1,66 @@
+/**
+ * One interface over every compute backend. The manager decides what to run; a deployer only
+ * starts, inspects, lists and removes containers (or pods, or functions).
+ */
+import type { SandboxType } from '../sandbox-types/definition.js';
+
+/** Where the server reaches a sandbox's sandboxd. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Labels every container this server creates carries. */
+export const LABELS = {
+  managedBy: 'io.runtime-sandbox.managed-by',
+  deployment: 'io.runtime-sandbox.deployment',
+  sandboxId: 'io.runtime-sandbox.sandbox-id',
+  type: 'io.runtime-sandbox.type',
+  pool: 'io.runtime-sandbox.pool',
+} as const;
+export const MANAGED_BY_VALUE = 'runtime-sandbox';
+
+export interface CreateSpec {
+  sandboxId: string;
+  deploymentId: string;
+  type: SandboxType;
+  image: string;
+  /** Container name. */
+  name: string;
+  /** The boot token sandboxd accepts until /init replaces it. */
+  bootToken: string;
+  /** Host port to publish sandboxd on (Docker with port publishing); from the port allocator. */
+  hostPort?: number;
+  /** Host directory bound to /workspace. */
+  workspaceHostDir?: string;
+  readonlyMounts: Array<{ hostPath: string; containerPath: string }>;
+  /** Whether this sandbox is created for the warm pool (label only). */
+  pooled: boolean;
+}
+
+export interface DeployedSandbox {
+  /** Backend handle (container id, pod name). */
+  handle: string;
+  endpoint: Endpoint;
+}
+
+export interface ContainerSummary {
+  handle: string;
+  sandboxId: string | undefined;
+  deploymentId: string | undefined;
+  running: boolean;
+}
+
+export interface Deployer {
+  readonly kind: string;
+  /** Starts the sandbox and returns once it runs; readiness (sandboxd /healthz) is the caller's wait. */
+  create(spec: CreateSpec): Promise<DeployedSandbox>;
+  /** Removes it, forcefully; succeeds if it is already gone. */
+  destroy(handle: string): Promise<void>;
+  /** Everything this backend runs with the given deployment label. */
+  list(deploymentId: string): Promise<ContainerSummary[]>;
+  /** The backend answers (for /readyz). */
+  ping(): Promise<void>;
+  /** Whether the image for a type exists where the backend can start it. */
+  hasImage(image: string): Promise<boolean>;
+}

@@ -1,0 +1,79 @@
+/**
+ * Everything the manager must share between workers and replicas. The in-memory store serves one
+ * worker; the Redis store (REDIS_ENABLED) makes every operation here atomic across processes.
+ */
+import type { Endpoint } from '../deployers/deployer.js';
+
+export type SandboxStatus = 'creating' | 'warm' | 'claimed' | 'releasing';
+
+export interface SandboxRecord {
+  id: string;
+  type: string;
+  deploymentId: string;
+  status: SandboxStatus;
+  /** Deployer handle; empty while creating. */
+  handle: string;
+  endpoint: Endpoint | null;
+  /** Host port taken from the allocator, to give back on release. */
+  hostPort: number | null;
+  /** Host directory bound to /workspace, removed on release. */
+  mountDir: string | null;
+  /** sandboxd's current token: the boot token while warm, the caller-bound one after claim. Secret. */
+  token: string;
+  sessionId: string | null;
+  metadata: Record<string, string>;
+  fromPool: boolean;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  claimedAt: number | null;
+  lastActiveAt: number;
+  idleTimeoutSeconds: number;
+  /** Epoch ms of the hard TTL, or null for none. */
+  expiresAt: number | null;
+}
+
+export interface RecordFilter {
+  sessionId?: string;
+  type?: string;
+  status?: SandboxStatus;
+}
+
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+
+  /** Creates or replaces a record. */
+  put(record: SandboxRecord): Promise<void>;
+  get(id: string): Promise<SandboxRecord | null>;
+  /** Applies a partial update if the record exists; returns the new record or null. */
+  update(id: string, patch: Partial<SandboxRecord>): Promise<SandboxRecord | null>;
+  delete(id: string): Promise<void>;
+  list(filter?: RecordFilter): Promise<SandboxRecord[]>;
+
+  /** Puts a ready sandbox (already stored with status 'warm') into its type's pool. */
+  pushWarm(type: string, id: string): Promise<void>;
+  /** Atomically takes one warm sandbox of the type and marks it 'claimed'; exactly one caller wins. */
+  claimWarm(type: string, now: number): Promise<SandboxRecord | null>;
+  /** Drops an id from the pool without claiming it (e.g. a pool sandbox that died). */
+  removeWarm(type: string, id: string): Promise<void>;
+  warmCount(type: string): Promise<number>;
+
+  /** Takes an instance slot if fewer than `max` are taken (max 0: unlimited). */
+  reserveInstance(id: string, max: number): Promise<boolean>;
+  releaseInstance(id: string): Promise<void>;
+  instanceCount(): Promise<number>;
+
+  /** A free host port in [start, end], now owned by `owner`, or null when all are taken. */
+  allocatePort(range: { start: number; end: number }, owner: string): Promise<number | null>;
+  releasePort(port: number, owner: string): Promise<void>;
+
+  /** Records activity on a claimed sandbox (idle timer refresh). */
+  touch(id: string, now: number): Promise<void>;
+
+  /** Takes or renews a named lease for `holder`; true if `holder` holds it afterwards. */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+
+  /** The store answers (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
