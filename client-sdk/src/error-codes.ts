@@ -37,7 +37,10 @@ export const ERROR_CODES = {
   SANDBOX_NOT_FOUND: { status: 404, description: 'No live sandbox with that id' },
   SANDBOX_TYPE_NOT_FOUND: { status: 404, description: 'No sandbox type with that name is registered' },
   SANDBOX_NOT_READY: { status: 409, description: 'The sandbox is not in a state that serves this call' },
-  CAPACITY_EXCEEDED: { status: 429, description: 'MAX_SANDBOX_INSTANCES reached; release one or retry later' },
+  CAPACITY_EXCEEDED: {
+    status: 429,
+    description: 'MAX_SANDBOX_INSTANCES reached; release one or retry later',
+  },
   SANDBOX_CREATE_FAILED: { status: 502, description: 'The deployer could not create a sandbox' },
 
   // Snapshots

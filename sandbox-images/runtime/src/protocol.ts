@@ -27,7 +27,9 @@ export const DEFAULT_LIMITS = {
 } as const;
 
 const envMap = z.record(
-  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are letters, digits and _, not starting with a digit'),
+  z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are letters, digits and _, not starting with a digit'),
   z.string(),
 );
 
@@ -50,7 +52,12 @@ export const execRequestSchema = z.strictObject({
   /** Written to the process's stdin, which is then closed. */
   stdin: z.string().optional(),
   /** Kill the whole process group after this many milliseconds; default no limit. */
-  timeoutMs: z.number().int().positive().max(24 * 60 * 60 * 1000).optional(),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 60 * 60 * 1000)
+    .optional(),
 });
 export type ExecRequest = z.infer<typeof execRequestSchema>;
 
@@ -139,3 +146,29 @@ export const archiveQuerySchema = z.object({
   /** gzip the tar (GET) or expect a gzipped tar (PUT). */
   gzip: z.enum(['true', 'false']).default('false'),
 });
+
+/** `GET /healthz` (no auth) and the answer to `POST /init`. */
+export interface HealthResponse {
+  status: 'ok';
+  /** Whether `/init` has bound the sandbox to a caller. */
+  initialized: boolean;
+}
+
+/** `GET /files/list`. */
+export interface FileListResponse {
+  entries: FileEntry[];
+}
+
+/** `PUT /archive`: how many archive entries were written into the directory. */
+export interface ArchiveExtractResponse {
+  entries: number;
+}
+
+/*
+ * Answers of the other routes: `POST /exec` -> ExecResult, or with `Accept: application/x-ndjson` a
+ * stream of ExecEvent lines, where `start` comes only if the process started (a program that cannot
+ * be started exits 127 if missing, else 126, with the reason on stderr, in both forms);
+ * `GET /files` -> the raw bytes; `PUT /files`, `GET /files/stat`, `POST /files/mkdir` and
+ * `POST /files/move` -> FileEntry (stat and list describe a symlink itself, never its target);
+ * `DELETE /files` -> 204; `GET /archive` -> application/x-tar (or application/gzip).
+ */

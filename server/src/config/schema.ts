@@ -5,7 +5,10 @@
 import { z } from 'zod';
 
 const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'TRUE', 'FALSE', 'True', 'False'])])
+  .union([
+    z.boolean(),
+    z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'TRUE', 'FALSE', 'True', 'False']),
+  ])
   .transform((v) => (typeof v === 'boolean' ? v : ['true', '1', 'yes', 'on'].includes(v.toLowerCase())));
 
 const optionalString = z
@@ -14,32 +17,44 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
 /** "[49152,59152]" or "49152-59152" or "49152,59152". */
-const portRange = z
-  .string()
-  .transform((raw, ctx) => {
-    const match = raw.trim().match(/^\[?\s*(\d+)\s*[,-]\s*(\d+)\s*\]?$/);
-    if (!match) {
-      ctx.addIssue({ code: 'custom', message: `PORT_RANGE must look like [49152,59152], got "${raw}"` });
-      return z.NEVER;
-    }
-    const start = Number(match[1]);
-    const end = Number(match[2]);
-    if (start < 1 || end > 65535 || start > end) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `PORT_RANGE [${start},${end}] is inverted or outside 1-65535`,
-      });
-      return z.NEVER;
-    }
-    return { start, end };
-  });
+const portRange = z.string().transform((raw, ctx) => {
+  const match = raw.trim().match(/^\[?\s*(\d+)\s*[,-]\s*(\d+)\s*\]?$/);
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `PORT_RANGE must look like [49152,59152], got "${raw}"` });
+    return z.NEVER;
+  }
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (start < 1 || end > 65535 || start > end) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `PORT_RANGE [${start},${end}] is inverted or outside 1-65535`,
+    });
+    return z.NEVER;
+  }
+  return { start, end };
+});
+
+/** JSON.parse that reports a zod issue (and gives undefined) instead of throwing out of a transform. */
+function parseJson(text: string, ctx: z.RefinementCtx): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `not valid JSON: ${error instanceof Error ? error.message : error}`,
+    });
+    return undefined;
+  }
+}
 
 /** A comma list, or a JSON array: "base,filesystem" or '["base","filesystem"]'. */
-const stringList = z.string().transform((raw) => {
+const stringList = z.string().transform((raw, ctx) => {
   const text = raw.trim();
   if (text === '') return [];
   if (text.startsWith('[')) {
-    const parsed: unknown = JSON.parse(text);
+    const parsed = parseJson(text, ctx);
+    if (parsed === undefined) return z.NEVER;
     if (Array.isArray(parsed)) return parsed.map(String).filter((s) => s !== '');
   }
   return text
@@ -58,7 +73,12 @@ const readonlyMounts = z.string().transform((raw, ctx) => {
   if (text === '') return [];
   let pairs: Array<[string, string]>;
   if (text.startsWith('{')) {
-    const parsed = JSON.parse(text) as Record<string, string>;
+    const parsed = parseJson(text, ctx);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      if (parsed !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'READONLY_MOUNTS JSON must be an object' });
+      return z.NEVER;
+    }
     pairs = Object.entries(parsed).map(([h, c]) => [h, String(c)]);
   } else {
     pairs = text
@@ -72,7 +92,10 @@ const readonlyMounts = z.string().transform((raw, ctx) => {
   }
   for (const [host, container] of pairs) {
     if (!host.startsWith('/') || !container.startsWith('/')) {
-      ctx.addIssue({ code: 'custom', message: `READONLY_MOUNTS entries need absolute paths, got "${host}:${container}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `READONLY_MOUNTS entries need absolute paths, got "${host}:${container}"`,
+      });
       return z.NEVER;
     }
   }
@@ -119,9 +142,17 @@ export const configSchema = z
     /** How often the reaper, refiller and reconciler run, milliseconds. */
     MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(50).default(2000),
     /** Bodies of raw file and archive uploads, bytes. */
-    MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024 * 1024),
+    MAX_UPLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024 * 1024),
     /** JSON request bodies, bytes. */
-    MAX_JSON_BYTES: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+    MAX_JSON_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(16 * 1024 * 1024),
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(15000),
 
     REDIS_ENABLED: bool.default(false),
@@ -134,6 +165,20 @@ export const configSchema = z
 
     FILE_SYSTEM: z.enum(['local', 'oss', 'redis']).default('local'),
     SNAPSHOT_DIR: z.string().default('/tmp/runtime-sandbox/snapshots'),
+    /** Versions kept per snapshot key, the head included; older ones are deleted. */
+    SNAPSHOT_KEEP_VERSIONS: z.coerce.number().int().min(1).default(5),
+    /** Largest snapshot FILE_SYSTEM=redis stores, bytes (64 MiB). */
+    SNAPSHOT_REDIS_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024 * 1024),
+    /** FILE_SYSTEM=redis: seconds a snapshot lives after its last write or read; 0 means forever. */
+    SNAPSHOT_REDIS_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(7 * 24 * 60 * 60),
     OSS_ENDPOINT: optionalString,
     OSS_ACCESS_KEY_ID: optionalString,
     OSS_ACCESS_KEY_SECRET: optionalString,
@@ -165,7 +210,11 @@ export const configSchema = z
       });
     }
     if (c.FILE_SYSTEM === 'oss' && !c.OSS_BUCKET_NAME) {
-      ctx.addIssue({ code: 'custom', path: ['OSS_BUCKET_NAME'], message: 'FILE_SYSTEM=oss needs OSS_BUCKET_NAME' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OSS_BUCKET_NAME'],
+        message: 'FILE_SYSTEM=oss needs OSS_BUCKET_NAME',
+      });
     }
     if (!isLoopback(c.HOST) && !c.BEARER_TOKEN) {
       ctx.addIssue({
@@ -189,7 +238,13 @@ export function deploymentIdOf(config: Config): string {
 }
 
 /** `[REGISTRY/]NAMESPACE/runtime-sandbox-<type>:TAG` */
-export function imageNameFor(type: string, config: Pick<Config, 'RUNTIME_SANDBOX_REGISTRY' | 'RUNTIME_SANDBOX_IMAGE_NAMESPACE' | 'RUNTIME_SANDBOX_IMAGE_TAG'>): string {
+export function imageNameFor(
+  type: string,
+  config: Pick<
+    Config,
+    'RUNTIME_SANDBOX_REGISTRY' | 'RUNTIME_SANDBOX_IMAGE_NAMESPACE' | 'RUNTIME_SANDBOX_IMAGE_TAG'
+  >,
+): string {
   const registry = config.RUNTIME_SANDBOX_REGISTRY.replace(/\/+$/, '');
   const repo = `${config.RUNTIME_SANDBOX_IMAGE_NAMESPACE}/runtime-sandbox-${type}`;
   return `${registry ? `${registry}/` : ''}${repo}:${config.RUNTIME_SANDBOX_IMAGE_TAG}`;

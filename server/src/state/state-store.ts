@@ -57,6 +57,10 @@ export interface StateStore {
   removeWarm(type: string, id: string): Promise<void>;
   warmCount(type: string): Promise<number>;
 
+  /** A pool size set at run time (PUT /v1/pools/:type), shared by every worker; null if never set. */
+  getPoolTarget(type: string): Promise<number | null>;
+  setPoolTarget(type: string, size: number): Promise<void>;
+
   /** Takes an instance slot if fewer than `max` are taken (max 0: unlimited). */
   reserveInstance(id: string, max: number): Promise<boolean>;
   releaseInstance(id: string): Promise<void>;

@@ -1,0 +1,208 @@
+/**
+ * How fast an agent gets a working sandbox: `npx tsx bench/acquire.ts [--warm N] [--cold N] [--raw N]`.
+ *
+ * - warm: the server CLI with a pool of 10; each round waits for a full pool (so no create competes
+ *   for the CPU), then times POST /v1/sandboxes until a first exec of `true` answers, then releases.
+ * - cold: the server with POOL_SIZE=0, the same round: every acquire creates its sandbox.
+ * - raw engine: what Docker itself costs: dockerode create + start, then polling sandboxd's /healthz
+ *   until it answers. Cold acquires should stay within 1.5x of this.
+ *
+ * Prints a table; `run()` returns the figures for a suite that collects them.
+ */
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { SANDBOXD_ENV, SANDBOXD_PORT } from '../sandbox-images/runtime/src/protocol.js';
+import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
+import {
+  docker,
+  removeContainersOf,
+  requireImage,
+  type ServerProcess,
+  startServerProcess,
+  waitForWarm,
+} from '../test/support/server-process.js';
+
+const IMAGE = 'runtime-sandbox/runtime-sandbox-base:latest';
+const DEPLOYMENT = 'rsbx-bench-acquire';
+const BENCH_LABEL = 'io.runtime-sandbox.bench';
+const WARM_POOL = 10;
+const RAW_PORTS = { start: 52980, end: 52999 };
+
+export interface Figure {
+  scenario: string;
+  n: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+}
+
+export interface AcquireBenchResult {
+  figures: Figure[];
+  /** Cold acquire p50 over raw engine p50; the aim is <= 1.5. */
+  coldOverRaw: number;
+  /** The aim is <= 10 ms. */
+  warmP50Ms: number;
+  /** Mean time the server itself spent in warm acquires (claim, /init, record), from /metrics. */
+  warmServerSideMeanMs: number;
+}
+
+export interface AcquireBenchOptions {
+  warmRounds?: number;
+  coldRounds?: number;
+  rawRounds?: number;
+}
+
+export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBenchResult> {
+  const { warmRounds = 50, coldRounds = 10, rawRounds = 10 } = options;
+  await requireImage(IMAGE);
+  await removeContainersOf(DEPLOYMENT);
+
+  const warm = await withServer(WARM_POOL, async (server) => {
+    const total: number[] = [];
+    const acquireOnly: number[] = [];
+    for (let i = 0; i < warmRounds; i++) {
+      await waitForWarm(server, 'base', WARM_POOL);
+      const timing = await acquireAndExec(server);
+      if (!timing.fromPool) throw new Error('a warm round missed the pool');
+      total.push(timing.totalMs);
+      acquireOnly.push(timing.acquireMs);
+    }
+    return { total, acquireOnly, serverMeanMs: await serverSideAcquireMeanMs(server) };
+  });
+
+  const cold = await withServer(0, async (server) => {
+    const total: number[] = [];
+    for (let i = 0; i < coldRounds; i++) total.push((await acquireAndExec(server)).totalMs);
+    return total;
+  });
+
+  const raw: number[] = [];
+  for (let i = 0; i < rawRounds; i++)
+    raw.push(await rawEngineStart(RAW_PORTS.start + (i % (RAW_PORTS.end - RAW_PORTS.start + 1))));
+
+  const figures = [
+    figure('warm acquire + first exec', warm.total),
+    figure('warm acquire (POST only)', warm.acquireOnly),
+    figure('cold acquire + first exec', cold),
+    figure('raw engine create+start+ready', raw),
+  ];
+  const p50 = (scenario: string) => figures.find((f) => f.scenario === scenario)?.p50Ms ?? Number.NaN;
+  return {
+    figures,
+    warmP50Ms: p50('warm acquire + first exec'),
+    warmServerSideMeanMs: round(warm.serverMeanMs),
+    coldOverRaw: p50('cold acquire + first exec') / p50('raw engine create+start+ready'),
+  };
+}
+
+async function withServer<T>(poolSize: number, work: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const server = await startServerProcess({
+    deploymentId: DEPLOYMENT,
+    portRange: '52900-52979',
+    env: { POOL_SIZE: String(poolSize) },
+  });
+  try {
+    return await work(server);
+  } finally {
+    await server.stop();
+    await removeContainersOf(DEPLOYMENT);
+  }
+}
+
+async function acquireAndExec(
+  server: ServerProcess,
+): Promise<{ totalMs: number; acquireMs: number; fromPool: boolean }> {
+  const started = performance.now();
+  const acquired = await server.call<{ id: string; fromPool: boolean }>('POST', '/v1/sandboxes', {});
+  const acquireMs = performance.now() - started;
+  if (acquired.status !== 201)
+    throw new Error(`acquire answered ${acquired.status}: ${JSON.stringify(acquired.body)}`);
+  const exec = await server.call<{ exitCode: number }>('POST', `/v1/sandboxes/${acquired.body.id}/exec`, {
+    command: ['true'],
+  });
+  const totalMs = performance.now() - started;
+  if (exec.status !== 200 || exec.body.exitCode !== 0) throw new Error(`exec answered ${exec.status}`);
+  const released = await server.fetch(`/v1/sandboxes/${acquired.body.id}`, { method: 'DELETE' });
+  if (released.status !== 204) throw new Error(`release answered ${released.status}`);
+  return { totalMs, acquireMs, fromPool: acquired.body.fromPool };
+}
+
+async function serverSideAcquireMeanMs(server: ServerProcess): Promise<number> {
+  const text = await (await server.fetch('/metrics')).text();
+  const series = (name: string) =>
+    Number(
+      new RegExp(
+        `^runtime_sandbox_acquire_duration_seconds_${name}\\{type="base",fromPool="true"\\} (\\S+)$`,
+        'm',
+      ).exec(text)?.[1],
+    );
+  return (series('sum') / series('count')) * 1000;
+}
+
+/** Docker alone: create + start a container of the image, then sandboxd answers /healthz. */
+async function rawEngineStart(hostPort: number): Promise<number> {
+  const started = performance.now();
+  const container = await docker.createContainer({
+    Image: IMAGE,
+    Env: [`${SANDBOXD_ENV.bootToken}=${randomBytes(24).toString('hex')}`],
+    Labels: { [BENCH_LABEL]: 'acquire' },
+    ExposedPorts: { [`${SANDBOXD_PORT}/tcp`]: {} },
+    HostConfig: {
+      PortBindings: { [`${SANDBOXD_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] },
+    },
+  });
+  try {
+    await container.start();
+    await waitForSandboxd({ host: '127.0.0.1', port: hostPort }, { timeoutMs: 30_000 });
+    return performance.now() - started;
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+function figure(scenario: string, samples: number[]): Figure {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
+  const mean = sorted.reduce((sum, v) => sum + v, 0) / sorted.length;
+  return { scenario, n: sorted.length, p50Ms: round(at(0.5)), p99Ms: round(at(0.99)), meanMs: round(mean) };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function printTable(result: AcquireBenchResult): void {
+  const rows = result.figures.map((f) => [
+    f.scenario,
+    String(f.n),
+    f.p50Ms.toFixed(2),
+    f.p99Ms.toFixed(2),
+    f.meanMs.toFixed(2),
+  ]);
+  const header = ['scenario', 'n', 'p50 ms', 'p99 ms', 'mean ms'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+  console.log(`\nwarm p50 ${result.warmP50Ms.toFixed(2)} ms (aim <= 10 ms)`);
+  console.log(`warm acquire inside the server: mean ${result.warmServerSideMeanMs.toFixed(2)} ms`);
+  console.log(`cold / raw engine p50 ${result.coldOverRaw.toFixed(2)}x (aim <= 1.5x)`);
+}
+
+function flag(name: string): number | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index >= 0 ? Number(process.argv[index + 1]) : Number.NaN;
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run({ warmRounds: flag('warm'), coldRounds: flag('cold'), rawRounds: flag('raw') }).then(
+    printTable,
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

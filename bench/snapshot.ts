@@ -1,0 +1,202 @@
+/**
+ * Snapshot store throughput: `npx tsx bench/snapshot.ts [--rounds N]`.
+ *
+ * A 100 MiB workspace of incompressible files (so its gzip tar stream is ~100 MiB too) is
+ * snapshotted into each backend (local disk, S3 via s3rver on loopback, Redis) and read back:
+ *
+ * - `tar -cz > /dev/null`: the baseline, what making the archive costs by itself;
+ * - `<backend> save`: `tar -cz` streamed into `store.save` (sha256 and size computed on the fly),
+ *   i.e. a snapshot at the store level, without sandboxd and HTTP;
+ * - `<backend> open`: `store.open` streamed out and sha256-verified, to nowhere;
+ * - `<backend> restore`: `store.open` piped into `tar -xz` in an empty folder;
+ * - `tar -xz < file`: the restore baseline, from a local file.
+ *
+ * MiB/s are of the archive's bytes; each figure is the median of the rounds. Prints a table;
+ * `run()` returns the figures for a suite that collects them.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import { type ConfigInput, configSchema } from '../server/src/config/schema.js';
+import { createLogger } from '../server/src/observability/logger.js';
+import { createSnapshotStore } from '../server/src/snapshots/create-snapshot-store.js';
+import type { SnapshotStore } from '../server/src/snapshots/snapshot-store.js';
+import { startRedisServer } from '../test/support/redis-server.js';
+import { startS3Server } from '../test/support/s3-server.js';
+
+const MiB = 1024 * 1024;
+const WORKSPACE_BYTES = 100 * MiB;
+const FILE_BYTES = 512 * 1024;
+
+export interface Figure {
+  scenario: string;
+  seconds: number;
+  mibPerSecond: number;
+}
+
+export interface SnapshotBenchResult {
+  workspaceBytes: number;
+  archiveBytes: number;
+  rounds: number;
+  figures: Figure[];
+}
+
+export async function run(options: { rounds?: number } = {}): Promise<SnapshotBenchResult> {
+  const rounds = options.rounds ?? 3;
+  const root = mkdtempSync(join(tmpdir(), 'rsbx-bench-snapshot-'));
+  const logger = createLogger('silent');
+  const s3 = await startS3Server();
+  const redis = await startRedisServer();
+  try {
+    const workspace = join(root, 'workspace');
+    makeWorkspace(workspace);
+    const archive = join(root, 'workspace.tar.gz');
+    await pipeline(tarCreate(workspace), createWriteStream(archive));
+    const archiveBytes = (await stat(archive)).size;
+
+    const backends: Array<[string, Partial<ConfigInput>]> = [
+      ['local', { FILE_SYSTEM: 'local', SNAPSHOT_DIR: join(root, 'snapshots') }],
+      [
+        's3rver',
+        {
+          FILE_SYSTEM: 'oss',
+          OSS_ENDPOINT: s3.endpoint,
+          OSS_BUCKET_NAME: s3.bucket,
+          OSS_REGION: s3.region,
+          OSS_ACCESS_KEY_ID: s3.accessKeyId,
+          OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
+        },
+      ],
+      [
+        'redis',
+        {
+          FILE_SYSTEM: 'redis',
+          REDIS_SERVER: '127.0.0.1',
+          REDIS_PORT: String(redis.port),
+          REDIS_KEY_PREFIX: 'rsbx-bench',
+          SNAPSHOT_REDIS_MAX_BYTES: String(4 * archiveBytes),
+        },
+      ],
+    ];
+
+    const samples = new Map<string, number[]>();
+    const time = async (scenario: string, work: () => Promise<unknown>) => {
+      const started = performance.now();
+      await work();
+      const seconds = (performance.now() - started) / 1000;
+      samples.set(scenario, [...(samples.get(scenario) ?? []), seconds]);
+    };
+    const restoreDir = join(root, 'restore');
+
+    for (let round = 0; round < rounds; round++) {
+      await time('tar -cz > /dev/null', () => pipeline(tarCreate(workspace), createWriteStream('/dev/null')));
+      for (const [name, settings] of backends) {
+        const store = await createSnapshotStore(configSchema.parse(settings), { logger });
+        try {
+          let saved: Awaited<ReturnType<SnapshotStore['save']>> | undefined;
+          await time(`${name} save`, async () => {
+            saved = await store.save({
+              key: 'bench',
+              stream: tarCreate(workspace),
+              sandboxId: 'bench',
+              type: 'base',
+            });
+          });
+          if (saved === undefined) throw new Error('save gave no record');
+          const id = saved.id;
+          await time(`${name} open`, async () => {
+            for await (const _ of (await store.open(id)).stream) {
+              // Drained: open verifies sha256 as the bytes go by.
+            }
+          });
+          await time(`${name} restore`, async () => {
+            rmSync(restoreDir, { recursive: true, force: true });
+            mkdirSync(restoreDir);
+            await tarExtract((await store.open(id)).stream, restoreDir);
+          });
+          await store.delete(id);
+        } finally {
+          await store.close();
+        }
+      }
+      await time('tar -xz < file', async () => {
+        rmSync(restoreDir, { recursive: true, force: true });
+        mkdirSync(restoreDir);
+        await tarExtract(createReadStream(archive), restoreDir);
+      });
+    }
+
+    const figures = [...samples].map(([scenario, seconds]) => {
+      const median = [...seconds].sort((a, b) => a - b)[Math.floor(seconds.length / 2)] ?? Number.NaN;
+      return { scenario, seconds: round3(median), mibPerSecond: round3(archiveBytes / MiB / median) };
+    });
+    return { workspaceBytes: WORKSPACE_BYTES, archiveBytes, rounds, figures };
+  } finally {
+    await s3.stop();
+    await redis.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Incompressible files in a few folders, so the archive is about as big as the workspace. */
+function makeWorkspace(dir: string): void {
+  for (let written = 0, index = 0; written < WORKSPACE_BYTES; written += FILE_BYTES, index++) {
+    const folder = join(dir, `dir-${index % 8}`);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, `file-${index}.bin`), randomBytes(FILE_BYTES));
+  }
+}
+
+/** `tar -cz -C dir .` as a stream; errors if tar fails. */
+function tarCreate(dir: string): Readable {
+  const tar = spawn('tar', ['-cz', '-C', dir, '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  tar.once('exit', (code) => {
+    if (code !== 0) tar.stdout.destroy(new Error(`tar -cz exited with ${code}`));
+  });
+  return tar.stdout;
+}
+
+async function tarExtract(source: AsyncIterable<Uint8Array>, dir: string): Promise<void> {
+  const tar = spawn('tar', ['-xz', '-C', dir], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => tar.once('exit', resolve));
+  await pipeline(source, tar.stdin);
+  const code = await exited;
+  if (code !== 0) throw new Error(`tar -xz exited with ${code}`);
+}
+
+function round3(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function printTable(result: SnapshotBenchResult): void {
+  const header = ['scenario', 'seconds', 'MiB/s'];
+  const rows = result.figures.map((f) => [f.scenario, f.seconds.toFixed(3), f.mibPerSecond.toFixed(1)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  console.log(
+    `workspace ${(result.workspaceBytes / MiB).toFixed(0)} MiB, archive ${(result.archiveBytes / MiB).toFixed(1)} MiB, ` +
+      `median of ${result.rounds} round(s)\n`,
+  );
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+}
+
+function flag(name: string): number | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index >= 0 ? Number(process.argv[index + 1]) : Number.NaN;
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run({ rounds: flag('rounds') }).then(printTable, (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * @runtime-sandbox/client: a TypeScript client for the runtime-sandbox server, and for one
+ * sandboxd directly. Web-standard fetch and streams only; no runtime dependencies.
+ */
+import './dispose.js';
+
+export { Archive, type ArchiveOptions } from './archive.js';
+export { SandboxClient, type SandboxClientOptions } from './client.js';
+export {
+  CommandHandle,
+  type CommandOutput,
+  type CommandResult,
+  type OutputCallback,
+} from './command-handle.js';
+export { type CommandOptions, Commands, EXEC_ANSWER_GRACE_MS, type RunOptions } from './commands.js';
+export { type DirectConnectOptions, DirectSandbox, type SandboxDataPlane } from './direct-sandbox.js';
+export { ERROR_CODES, type ErrorBody, type ErrorCode, isErrorCode, statusOf } from './error-codes.js';
+export {
+  AuthError,
+  CapacityError,
+  ConflictError,
+  createSandboxError,
+  ERROR_CLASS_BY_CODE,
+  NotFoundError,
+  SandboxError,
+  type SandboxErrorClass,
+  type SandboxErrorInit,
+  TimeoutError,
+  UpstreamError,
+  ValidationError,
+} from './errors.js';
+export {
+  Files,
+  type ListOptions,
+  type MkdirOptions,
+  type MoveOptions,
+  type ReadFormat,
+  type ReadOptions,
+  type RemoveOptions,
+  type WriteOptions,
+} from './files.js';
+export { parseNdjson } from './ndjson.js';
+export { Sandbox } from './sandbox.js';
+export {
+  type CallOptions,
+  type ConnectionOptions,
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_MS,
+  type FetchFunction,
+  type RawBody,
+} from './transport.js';
+export * from './types.js';

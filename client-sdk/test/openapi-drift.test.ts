@@ -1,0 +1,100 @@
+/**
+ * The SDK's hand-written types against the real server's `/v1/openapi.json`: every shape in
+ * `SCHEMA_FIELDS` must list the same fields as the server's schema at the route that uses it, with
+ * fitting types and optionality. A field added, renamed or retyped on either side fails here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  removeContainersOf,
+  type ServerProcess,
+  startServerProcess,
+} from '../../test/support/server-process.js';
+import { SCHEMA_FIELDS, type SchemaName } from '../src/index.js';
+import { compareFields, type Locator, OpenApiDocument } from './support/openapi-fields.js';
+
+const DEPLOYMENT_ID = 'sdk-openapi-test';
+
+/** Where each SDK shape lives in the API. */
+const LOCATIONS: Record<SchemaName, Locator> = {
+  SandboxInfo: { path: '/v1/sandboxes/{id}', method: 'get', part: 'response' },
+  CreateSandboxOptions: { path: '/v1/sandboxes', method: 'post', part: 'request' },
+  KeepAliveOptions: { path: '/v1/sandboxes/{id}/keepalive', method: 'post', part: 'request' },
+  PoolInfo: { path: '/v1/pools', method: 'get', part: 'response', within: ['pools', '[]'] },
+  PoolResizeRequest: { path: '/v1/pools/{type}', method: 'put', part: 'request' },
+  SandboxTypeInfo: { path: '/v1/sandbox-types', method: 'get', part: 'response', within: ['types', '[]'] },
+  SandboxResources: {
+    path: '/v1/sandbox-types',
+    method: 'get',
+    part: 'response',
+    within: ['types', '[]', 'resources'],
+  },
+  ExecRequest: { path: '/v1/sandboxes/{id}/exec', method: 'post', part: 'request' },
+  ExecResult: { path: '/v1/sandboxes/{id}/exec', method: 'post', part: 'response' },
+  FileEntry: { path: '/v1/sandboxes/{id}/files/stat', method: 'get', part: 'response' },
+  ArchiveUploadResult: { path: '/v1/sandboxes/{id}/archive', method: 'put', part: 'response' },
+  MoveRequest: { path: '/v1/sandboxes/{id}/files/move', method: 'post', part: 'request' },
+  MkdirRequest: { path: '/v1/sandboxes/{id}/files/mkdir', method: 'post', part: 'request' },
+};
+
+/** Shapes that appear in more places: each must match everywhere. */
+const ALSO_AT: Array<[SchemaName, Locator]> = [
+  ['SandboxInfo', { path: '/v1/sandboxes', method: 'post', part: 'response' }],
+  ['SandboxInfo', { path: '/v1/sandboxes', method: 'get', part: 'response', within: ['sandboxes', '[]'] }],
+  ['SandboxInfo', { path: '/v1/sandboxes/{id}/keepalive', method: 'post', part: 'response' }],
+  ['PoolInfo', { path: '/v1/pools/{type}', method: 'put', part: 'response' }],
+  [
+    'PoolInfo',
+    { path: '/v1/sandbox-types', method: 'get', part: 'response', within: ['types', '[]', 'pool'] },
+  ],
+  ['FileEntry', { path: '/v1/sandboxes/{id}/files', method: 'put', part: 'response' }],
+  [
+    'FileEntry',
+    { path: '/v1/sandboxes/{id}/files/list', method: 'get', part: 'response', within: ['entries', '[]'] },
+  ],
+  ['FileEntry', { path: '/v1/sandboxes/{id}/files/move', method: 'post', part: 'response' }],
+  ['FileEntry', { path: '/v1/sandboxes/{id}/files/mkdir', method: 'post', part: 'response' }],
+];
+
+let server: ServerProcess;
+let document: OpenApiDocument;
+
+beforeAll(async () => {
+  // No pool: this file needs the API description only, not sandboxes.
+  server = await startServerProcess({
+    deploymentId: DEPLOYMENT_ID,
+    portRange: '53450-53459',
+    env: { POOL_SIZE: '0' },
+  });
+  const response = await server.fetch('/v1/openapi.json');
+  expect(response.status).toBe(200);
+  document = new OpenApiDocument((await response.json()) as Record<string, unknown>);
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await removeContainersOf(DEPLOYMENT_ID);
+});
+
+describe('SDK types against the server OpenAPI document', () => {
+  const cases = [
+    ...Object.entries(LOCATIONS).map(([name, locator]) => [name as SchemaName, locator] as const),
+    ...ALSO_AT,
+  ];
+  it.each(cases)('%s at %o', (name, locator) => {
+    const server = document.fields(document.schemaAt(locator));
+    expect(compareFields(SCHEMA_FIELDS[name], server, locator.part)).toEqual([]);
+  });
+
+  it('notices a drifted field list', () => {
+    const drifted = {
+      ...SCHEMA_FIELDS.SandboxInfo,
+      renamedField: 'string' as const,
+      fromPool: 'string' as const,
+    };
+    const server = document.fields(document.schemaAt(LOCATIONS.SandboxInfo));
+    expect(compareFields(drifted, server, 'response')).toEqual([
+      expect.stringContaining('fromPool'),
+      expect.stringContaining('renamedField'),
+    ]);
+  });
+});

@@ -1,0 +1,33 @@
+/** What every handler gets: the Hono context typing and the server's parts. */
+import type { HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
+import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import type { Config } from '../config/schema.js';
+import type { Deployer } from '../deployers/deployer.js';
+import type { SandboxManager } from '../manager/sandbox-manager.js';
+import type { Logger } from '../observability/logger.js';
+import type { ServerMetrics } from '../observability/metrics.js';
+import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
+import type { StateStore } from '../state/state-store.js';
+import type { InFlightRequests } from './in-flight.js';
+
+export interface AppEnv {
+  Bindings: HttpBindings;
+  /** `errorCode`: set by every error answer, for the access log and the error counter. */
+  Variables: { requestId: string; errorCode: ErrorCode | undefined };
+}
+
+export type AppContext = Context<AppEnv>;
+
+export type Handler = (c: AppContext) => Response | Promise<Response>;
+
+export interface ApiDeps {
+  config: Config;
+  manager: SandboxManager;
+  registry: SandboxTypeRegistry;
+  store: StateStore;
+  deployer: Deployer;
+  metrics: ServerMetrics;
+  logger: Logger;
+  inFlight: InFlightRequests;
+}

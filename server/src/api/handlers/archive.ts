@@ -1,0 +1,26 @@
+/** A directory out as a tar stream, or a tar stream into a directory; neither is buffered here. */
+import type { ApiDeps } from '../context.js';
+import { readQuery, sandboxIdOf, toSearchParams, uploadBody } from '../request-input.js';
+import { archiveQuerySchema } from '../schemas.js';
+import { relay } from '../upstream-response.js';
+import { forward } from './forward.js';
+import type { Handlers } from './types.js';
+
+export function archiveHandlers({
+  manager,
+  config,
+}: ApiDeps): Pick<Handlers, 'downloadArchive' | 'uploadArchive'> {
+  return {
+    downloadArchive: async (c) => {
+      const query = toSearchParams(readQuery(c, archiveQuerySchema));
+      return relay(await forward(c, manager, sandboxIdOf(c), { method: 'GET', path: '/archive', query }));
+    },
+    uploadArchive: async (c) => {
+      const id = sandboxIdOf(c);
+      const query = toSearchParams(readQuery(c, archiveQuerySchema));
+      const body = uploadBody(c, config.MAX_UPLOAD_BYTES);
+      const headers = { 'content-type': 'application/x-tar' };
+      return relay(await forward(c, manager, id, { method: 'PUT', path: '/archive', query, headers, body }));
+    },
+  };
+}

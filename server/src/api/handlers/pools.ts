@@ -1,0 +1,16 @@
+/** Pool targets and live counts; resizing sets the target every worker's refiller works toward. */
+import type { ApiDeps } from '../context.js';
+import { readJsonBody, readParams } from '../request-input.js';
+import { poolResizeRequestSchema, poolTypeParamsSchema } from '../schemas.js';
+import type { Handlers } from './types.js';
+
+export function poolHandlers({ manager, config }: ApiDeps): Pick<Handlers, 'listPools' | 'resizePool'> {
+  return {
+    listPools: async (c) => c.json({ pools: await manager.pools() }),
+    resizePool: async (c) => {
+      const { type } = readParams(c, poolTypeParamsSchema);
+      const { size } = await readJsonBody(c, poolResizeRequestSchema, config.MAX_JSON_BYTES);
+      return c.json(await manager.resizePool(type, size));
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/** Acquire, list, inspect, keep alive and release sandboxes. */
+import type { SandboxRecord } from '../../state/state-store.js';
+import type { ApiDeps } from '../context.js';
+import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
+import {
+  acquireRequestSchema,
+  keepaliveRequestSchema,
+  type SandboxInfo,
+  sandboxListQuerySchema,
+} from '../schemas.js';
+import type { Handlers } from './types.js';
+
+/** What callers see of a record: ISO times, and never the token, handle or host details. */
+export function toSandboxInfo(record: SandboxRecord): SandboxInfo {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    id: record.id,
+    type: record.type,
+    status: record.status,
+    sessionId: record.sessionId,
+    metadata: record.metadata,
+    fromPool: record.fromPool,
+    createdAt: iso(record.createdAt),
+    claimedAt: record.claimedAt === null ? null : iso(record.claimedAt),
+    lastActiveAt: iso(record.lastActiveAt),
+    idleTimeoutSeconds: record.idleTimeoutSeconds,
+    expiresAt: record.expiresAt === null ? null : iso(record.expiresAt),
+  };
+}
+
+type SandboxHandlers = Pick<
+  Handlers,
+  'acquireSandbox' | 'listSandboxes' | 'getSandbox' | 'releaseSandbox' | 'keepaliveSandbox'
+>;
+
+export function sandboxHandlers({ manager, config }: ApiDeps): SandboxHandlers {
+  return {
+    acquireSandbox: async (c) => {
+      const request = await readJsonBody(c, acquireRequestSchema, config.MAX_JSON_BYTES);
+      return c.json(toSandboxInfo(await manager.acquire(request)), 201);
+    },
+    listSandboxes: async (c) => {
+      const records = await manager.list(readQuery(c, sandboxListQuerySchema));
+      return c.json({ sandboxes: records.map(toSandboxInfo) });
+    },
+    getSandbox: async (c) => c.json(toSandboxInfo(await manager.get(sandboxIdOf(c)))),
+    releaseSandbox: async (c) => {
+      await manager.release(sandboxIdOf(c));
+      return c.body(null, 204);
+    },
+    keepaliveSandbox: async (c) => {
+      const id = sandboxIdOf(c);
+      const { idleTimeoutSeconds } = await readJsonBody(c, keepaliveRequestSchema, config.MAX_JSON_BYTES);
+      return c.json(toSandboxInfo(await manager.keepalive(id, idleTimeoutSeconds)));
+    },
+  };
+}

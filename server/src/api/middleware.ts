@@ -1,0 +1,84 @@
+/**
+ * What runs around every request, outermost first: the request id (taken from `x-request-id` when
+ * sane, else made; echoed back; in every log line through the request context), the access log line
+ * and HTTP metrics, in-flight counting for shutdown, the shutdown gate, and bearer auth.
+ *
+ * Auth: with BEARER_TOKEN set, everything but `/healthz` and `/readyz` needs it, `/metrics`
+ * included (Prometheus sends bearer tokens). Probes stay open because they reveal nothing and
+ * orchestrators probe without credentials. Without BEARER_TOKEN (the config allows that only on
+ * loopback) auth is off.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import { requestContext } from '../observability/logger.js';
+import type { ApiDeps, AppEnv } from './context.js';
+import { errorResponse } from './error-response.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+/** Probes and scrapes are logged at debug, so a busy orchestrator does not flood the log. */
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+export function requestScope(deps: ApiDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now();
+    const given = c.req.header('x-request-id');
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
+    c.set('errorCode', undefined);
+    const done = deps.inFlight.begin();
+    // Ends when the answer's last byte is written or the connection drops, streams included.
+    c.env.outgoing.once('close', done);
+    await requestContext.run({ requestId }, async () => {
+      await next();
+      c.res.headers.set('x-request-id', requestId);
+      const status = c.res.status;
+      const route = c.req.routePath;
+      const durationMs = Math.round((performance.now() - started) * 100) / 100;
+      deps.metrics.httpDuration.observe(
+        { method: c.req.method, route, status: String(status) },
+        durationMs / 1000,
+      );
+      const code = c.get('errorCode');
+      if (code !== undefined) deps.metrics.countError(code);
+      const line = { method: c.req.method, path: c.req.path, route, status, durationMs, code };
+      if (QUIET_PATHS.has(c.req.path)) deps.logger.debug(line, 'request');
+      else deps.logger.info(line, 'request');
+    });
+  };
+}
+
+/** While shutting down, only liveness answers; everything else (readiness too) gets 503. */
+export function shutdownGate(deps: ApiDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (deps.inFlight.draining && c.req.path !== '/healthz') {
+      c.header('connection', 'close');
+      return errorResponse(c, 'SHUTTING_DOWN', 'the server is shutting down');
+    }
+    await next();
+  };
+}
+
+export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
+  const token = deps.config.BEARER_TOKEN;
+  const expected = token === undefined ? undefined : digest(token);
+  return async (c, next) => {
+    if (expected === undefined || OPEN_PATHS.has(c.req.path)) return next();
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+    // Always one compare of equal-length digests, so neither the token nor its length leaks by timing.
+    const admitted = timingSafeEqual(digest(match?.[1] ?? ''), expected) && match !== null;
+    if (!admitted) {
+      c.header('www-authenticate', 'Bearer');
+      return errorResponse(
+        c,
+        'UNAUTHORIZED',
+        match ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <token>)',
+      );
+    }
+    await next();
+  };
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}

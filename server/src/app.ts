@@ -1,0 +1,153 @@
+/**
+ * Puts the server together: config -> type registry (+ extensions) -> deployer -> state store ->
+ * manager -> HTTP. `startServer` returns once the port listens (pools fill in the background);
+ * `stop` is the graceful shutdown: refuse new requests, let in-flight ones finish within
+ * SHUTDOWN_GRACE_MS, stop background work, and with AUTO_CLEANUP destroy this deployment's sandboxes.
+ */
+import type { AddressInfo } from 'node:net';
+import { type ServerType, serve } from '@hono/node-server';
+import { createHttpApp } from './api/http-app.js';
+import { InFlightRequests } from './api/in-flight.js';
+import type { Config } from './config/schema.js';
+import { createDeployer } from './deployers/create-deployer.js';
+import { messageOf } from './manager/errors.js';
+import { SandboxManager } from './manager/sandbox-manager.js';
+import { SandboxdClient } from './manager/sandboxd-client.js';
+import { createLogger, type Logger, logLevelOf } from './observability/logger.js';
+import { ServerMetrics } from './observability/metrics.js';
+import { loadExtensions } from './sandbox-types/extensions.js';
+import { createRegistry } from './sandbox-types/registry.js';
+import { MemoryStateStore } from './state/memory.js';
+
+/** Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them. */
+const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+
+export interface StartOptions {
+  config: Config;
+  /** Extension modules registering more sandbox types (`--extension`). */
+  extensions?: string[];
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, with the port actually bound (PORT=0 picks a free one). */
+  url: string;
+  port: number;
+  logger: Logger;
+  /** Graceful shutdown; calling it again returns the same promise. */
+  stop(reason: string): Promise<void>;
+}
+
+/** The server cannot start for a reason outside the config file (Docker down, an image missing). */
+export class StartupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(logLevelOf(config));
+  if (config.REDIS_ENABLED) {
+    throw new StartupError('REDIS_ENABLED=true: the Redis state store is not available in this version yet');
+  }
+
+  const registry = createRegistry(config);
+  await loadExtensions(registry, options.extensions ?? []);
+  const deployer = createDeployer(config);
+  try {
+    await deployer.ping();
+  } catch (err) {
+    throw new StartupError(
+      `the ${deployer.kind} engine does not answer (${config.DOCKER_SOCKET}): ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const store = new MemoryStateStore();
+  const metrics = new ServerMetrics();
+  const sandboxd = new SandboxdClient();
+  const manager = new SandboxManager({ config, registry, deployer, store, sandboxd, metrics, logger });
+  metrics.bindState({ pools: () => manager.pools(), countsByStatus: () => manager.countsByStatus() });
+  try {
+    await manager.start();
+  } catch (err) {
+    await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    throw new StartupError(messageOf(err), { cause: err });
+  }
+
+  const inFlight = new InFlightRequests();
+  const app = createHttpApp({ config, manager, registry, store, deployer, metrics, logger, inFlight });
+  let server: ServerType;
+  try {
+    server = await listen(app.fetch, config);
+  } catch (err) {
+    await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    throw new StartupError(`cannot listen on ${config.HOST}:${config.PORT}: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  logger.info(
+    {
+      url,
+      deploymentId: manager.deploymentId,
+      auth: config.BEARER_TOKEN !== undefined,
+      pools: await manager.pools(),
+    },
+    'listening',
+  );
+  const filled = performance.now();
+  manager
+    .poolsSettled()
+    .then(async () => {
+      logger.info(
+        { pools: await manager.pools(), ms: Math.round(performance.now() - filled) },
+        'pools filled',
+      );
+    })
+    .catch(() => undefined);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info({ reason, inFlight: inFlight.size }, 'shutting down');
+      inFlight.draining = true;
+      if (!(await inFlight.drained(config.SHUTDOWN_GRACE_MS))) {
+        logger.warn({ inFlight: inFlight.size }, 'grace period over; cutting the requests still in flight');
+      }
+      await closeServer(server);
+      await manager.stop({ cleanup: config.AUTO_CLEANUP });
+      await store.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+  return { url, port, logger, stop };
+}
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], config: Config): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({
+      fetch,
+      port: config.PORT,
+      hostname: config.HOST,
+      serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+    });
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * `runtime-sandbox-builder <type|all>`: builds sandbox type images on the local Docker engine.
+ * Build steps and one closing line per type go to stderr; any failure ends with exit code 1 and a
+ * one-line reason.
+ */
+import { parseArgs } from 'node:util';
+import Docker from 'dockerode';
+import { loadConfig } from '../config/load.js';
+import { DEFAULT_BASE_OS_IMAGE } from '../images/base-os-image.js';
+import { ALL_TYPES, buildSandboxImages } from '../images/build-sandbox-images.js';
+import { messageOf } from '../images/errors.js';
+import { ensureDockerAnswers } from '../images/local-images.js';
+import { loadExtensions } from '../sandbox-types/extensions.js';
+import { createRegistry } from '../sandbox-types/registry.js';
+
+const USAGE = `Usage: runtime-sandbox-builder <type|${ALL_TYPES}> [options]
+
+Builds the Docker image of a sandbox type, or of every registered type with a Dockerfile folder
+("${ALL_TYPES}"), on the local Docker engine. A type whose image already matches its Dockerfile folder,
+the sandboxd bundle and its base image is left alone ("up to date").
+
+Options:
+  --dockerfile-path DIR  build the named type from this Dockerfile folder instead of its own
+  --extension MODULE     load an extension module that registers sandbox types (repeatable)
+  --config FILE.env      settings file (RUNTIME_SANDBOX_REGISTRY, _IMAGE_NAMESPACE, _IMAGE_TAG,
+                         DOCKER_SOCKET); the environment wins over it
+  --base-image IMAGE     what the base type starts FROM (default ${DEFAULT_BASE_OS_IMAGE}, made
+                         with debootstrap when it is missing and cannot be pulled)
+  --force                build even when up to date, without Docker's layer cache
+  -h, --help             show this help
+`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandLine(argv);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const [target, ...extra] = positionals;
+  if (target === undefined || extra.length > 0) {
+    throw new UsageError(`expected one type name or "${ALL_TYPES}", got ${positionals.length} arguments`);
+  }
+
+  const config = loadConfig({ configFile: values.config });
+  const registry = createRegistry(config);
+  await loadExtensions(registry, values.extension ?? []);
+  const docker = new Docker({ socketPath: config.DOCKER_SOCKET });
+  await ensureDockerAnswers(docker, config.DOCKER_SOCKET);
+  await buildSandboxImages(
+    { docker, registry, log: (line) => process.stderr.write(`${line}\n`) },
+    {
+      target,
+      dockerfilePath: values['dockerfile-path'],
+      force: values.force,
+      baseOsImage: values['base-image'],
+    },
+  );
+}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'dockerfile-path': { type: 'string' },
+        extension: { type: 'string', multiple: true },
+        config: { type: 'string' },
+        'base-image': { type: 'string' },
+        force: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(messageOf(error));
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const usage = error instanceof UsageError ? `\n\n${USAGE}` : '';
+  process.stderr.write(`runtime-sandbox-builder: ${messageOf(error)}${usage}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,125 @@
+/**
+ * runtime-sandbox-server [--config FILE.env] [--extension MODULE]... [--log-level LEVEL] [--help]
+ *
+ * Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 2 for a bad command line or config; 1 when
+ * the server cannot start (Docker down, image missing, port taken), a second signal forces it out,
+ * or an uncaught fault stops it.
+ */
+import { parseArgs } from 'node:util';
+import { StartupError, startServer } from '../app.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { messageOf } from '../manager/errors.js';
+import { ExtensionLoadError } from '../sandbox-types/extensions.js';
+import { SandboxTypeDefinitionError, SandboxTypeNotFoundError } from '../sandbox-types/registry.js';
+
+const USAGE = `Usage: runtime-sandbox-server [options]
+
+Runs the sandbox server: warm pools of sandboxes behind an authenticated HTTP API.
+
+Options:
+  --config FILE.env     Settings file (dotenv); the environment wins over it. Default: ./.env if present
+  --extension MODULE    Module registering more sandbox types; may be given several times
+  --log-level LEVEL     trace, debug, info, warn, error, fatal or silent (overrides LOG_LEVEL)
+  -h, --help            Show this help
+
+Settings (HOST, PORT, BEARER_TOKEN, POOL_SIZE, ...) are described in .env.example.`;
+
+const NAME = 'runtime-sandbox-server';
+/** How long cleanup may take after an uncaught fault before the process exits anyway. */
+const FATAL_STOP_TIMEOUT_MS = 30_000;
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseCommandLine>;
+  try {
+    args = parseCommandLine();
+  } catch (err) {
+    fail(2, `${messageOf(err)} (see --help)`);
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    const env =
+      args['log-level'] === undefined ? process.env : { ...process.env, LOG_LEVEL: args['log-level'] };
+    config = loadConfig({ configFile: args.config, env });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(2, oneLine(err.message));
+    throw err;
+  }
+
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ config, extensions: args.extension ?? [] });
+  } catch (err) {
+    const badSetup =
+      err instanceof ExtensionLoadError ||
+      err instanceof SandboxTypeDefinitionError ||
+      (err instanceof StartupError && err.cause instanceof SandboxTypeNotFoundError);
+    if (badSetup || err instanceof StartupError) fail(badSetup ? 2 : 1, oneLine(messageOf(err)));
+    throw err;
+  }
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      server.logger.warn({ signal }, 'second signal: exiting without cleanup');
+      process.exit(1);
+    }
+    server.stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  // A fault nothing caught: the process state is suspect, so stop (cleaning up what it can) and exit 1.
+  const onFatal = (err: unknown): void => {
+    server.logger.fatal({ err }, 'uncaught fault; stopping');
+    setTimeout(() => process.exit(1), FATAL_STOP_TIMEOUT_MS).unref();
+    server.stop('fatal error').finally(() => process.exit(1));
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+}
+
+function parseCommandLine() {
+  return parseArgs({
+    options: {
+      config: { type: 'string' },
+      extension: { type: 'string', multiple: true },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+    strict: true,
+  }).values;
+}
+
+/** Multi-line messages (every bad setting) joined so the error stays one line in any log. */
+function oneLine(message: string): string {
+  return message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .join(' ');
+}
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`);
+  process.exit(code);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `${NAME}: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,11 @@
+/** Why an image could not be made: a message fit to print as it is, without a stack trace. */
+export class ImageBuildError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ImageBuildError';
+  }
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

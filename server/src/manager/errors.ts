@@ -1,0 +1,35 @@
+/**
+ * The server's typed error. Anything thrown with a `code` from error-codes.ts (this class, the
+ * registry's SandboxTypeNotFoundError, the store's StoreUnavailableError) becomes that code's HTTP
+ * answer; everything else is an internal fault.
+ */
+import { type ErrorCode, isErrorCode } from '../../../client-sdk/src/error-codes.js';
+
+export class ServiceError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ServiceError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The code, message and details of an error that carries a known code; undefined for anything else. */
+export function describeCodedError(
+  err: unknown,
+): { code: ErrorCode; message: string; details?: Record<string, unknown> } | undefined {
+  if (!(err instanceof Error) || !('code' in err) || !isErrorCode(err.code)) return undefined;
+  const details = 'details' in err && isPlainObject(err.details) ? err.details : undefined;
+  return { code: err.code, message: err.message, ...(details ? { details } : {}) };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,287 @@
+/**
+ * Creates and destroys sandboxes with their resources: an instance slot, a host port, a workspace
+ * directory and the container. The record is stored first and updated after each step, so whoever
+ * destroys it (a failed create, a release, the reaper, shutdown, another worker's reconciler) knows
+ * everything there is to give back. Destroying is idempotent.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { deploymentIdOf } from '../config/schema.js';
+import type { DeployedSandbox, Deployer } from '../deployers/deployer.js';
+import { PortInUseError } from '../deployers/docker.js';
+import { waitForSandboxd } from '../deployers/wait-ready.js';
+import type { Logger } from '../observability/logger.js';
+import type { ServerMetrics } from '../observability/metrics.js';
+import type { SandboxType } from '../sandbox-types/definition.js';
+import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
+import type { SandboxRecord, StateStore } from '../state/state-store.js';
+import { describeCodedError, messageOf, ServiceError } from './errors.js';
+import type { SandboxdClient } from './sandboxd-client.js';
+
+/** The uid and gid of the image's unprivileged `sandbox` user, who must own /workspace. */
+const SANDBOX_UID = 1000;
+const SANDBOX_GID = 1000;
+/** Tries with another host port when Docker finds one taken by something outside our allocator. */
+const PORT_ATTEMPTS = 5;
+
+export interface ProvisionerDeps {
+  config: Config;
+  registry: SandboxTypeRegistry;
+  deployer: Deployer;
+  store: StateStore;
+  sandboxd: SandboxdClient;
+  metrics: ServerMetrics;
+  logger: Logger;
+}
+
+export interface CreateOptions {
+  /** For the pool (status goes to 'warm' later) or for one caller (cold acquire). */
+  pooled: boolean;
+  /** Chosen by the caller when it must know the id before the record exists (the refiller does). */
+  id?: string;
+  signal?: AbortSignal;
+}
+
+export function newSandboxId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export class Provisioner {
+  readonly deploymentId: string;
+  private readonly mountRoot: string;
+  /** Ids this process is creating right now; the reconciler leaves their 'creating' records alone. */
+  private readonly creating = new Set<string>();
+  private warnedChown = false;
+
+  constructor(private readonly deps: ProvisionerDeps) {
+    this.deploymentId = deploymentIdOf(deps.config);
+    this.mountRoot = resolve(deps.config.DEFAULT_MOUNT_DIR);
+  }
+
+  isCreatingHere(id: string): boolean {
+    return this.creating.has(id);
+  }
+
+  /** A running sandbox whose sandboxd answers /healthz, recorded with status 'creating'. */
+  async create(type: SandboxType, options: CreateOptions): Promise<SandboxRecord> {
+    const { config, store } = this.deps;
+    const id = options.id ?? newSandboxId();
+    if (!(await store.reserveInstance(id, config.MAX_SANDBOX_INSTANCES))) {
+      throw new ServiceError(
+        'CAPACITY_EXCEEDED',
+        `all ${config.MAX_SANDBOX_INSTANCES} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
+        { maxInstances: config.MAX_SANDBOX_INSTANCES },
+      );
+    }
+    const started = performance.now();
+    const now = Date.now();
+    let record: SandboxRecord = {
+      id,
+      type: type.name,
+      deploymentId: this.deploymentId,
+      status: 'creating',
+      handle: '',
+      endpoint: null,
+      hostPort: null,
+      mountDir: null,
+      token: randomBytes(32).toString('base64url'),
+      sessionId: null,
+      metadata: {},
+      fromPool: options.pooled,
+      createdAt: now,
+      claimedAt: null,
+      lastActiveAt: now,
+      idleTimeoutSeconds: type.timeouts.idleSeconds ?? config.HEARTBEAT_TIMEOUT,
+      expiresAt: null,
+    };
+    this.creating.add(id);
+    try {
+      await store.put(record);
+      record = await this.stillCreating(id, { mountDir: await this.makeMountDir(id) });
+      const deployed = await this.deploy(record, type, options.pooled);
+      record = await this.stillCreating(id, {
+        handle: deployed.handle,
+        endpoint: deployed.endpoint,
+      });
+      await waitForSandboxd(deployed.endpoint, {
+        timeoutMs: type.timeouts.readyMs,
+        signal: options.signal,
+      });
+      this.deps.metrics.createDuration.observe(
+        { type: type.name, pooled: String(options.pooled) },
+        (performance.now() - started) / 1000,
+      );
+      return record;
+    } catch (err) {
+      // Give back everything acquired so far: what the store knows, and what a step held when the
+      // record vanished under it.
+      const stored = await store.get(id).catch(() => null);
+      const pending = err instanceof SandboxGoneError ? err.pending : {};
+      await this.destroy({ ...record, ...stored, ...pending }, 'create-failed');
+      throw asCreateError(err, type, this.deps.registry.imageFor(type));
+    } finally {
+      this.creating.delete(id);
+    }
+  }
+
+  /** Gives back everything the sandbox holds; safe to call twice and on half-created records. */
+  async destroy(record: SandboxRecord, reason: string): Promise<void> {
+    const { store, deployer, sandboxd, logger } = this.deps;
+    await store.update(record.id, { status: 'releasing' });
+    if (record.status === 'warm') await store.removeWarm(record.type, record.id);
+    sandboxd.forget(record.id);
+    const problems: string[] = [];
+    if (record.handle) {
+      // A container that will not go stays labelled: the reconciler retries once the record is gone.
+      await deployer
+        .destroy(record.handle)
+        .catch((err: unknown) => problems.push(`container: ${messageOf(err)}`));
+    }
+    if (record.hostPort !== null) await store.releasePort(record.hostPort, record.id);
+    if (record.mountDir !== null) {
+      await rm(record.mountDir, { recursive: true, force: true }).catch((err: unknown) =>
+        problems.push(`mount dir: ${messageOf(err)}`),
+      );
+    }
+    await store.releaseInstance(record.id);
+    await store.delete(record.id);
+    const fields = { sandboxId: record.id, type: record.type, reason };
+    if (problems.length > 0) logger.warn({ ...fields, problems }, 'sandbox destroyed with leftovers');
+    else logger.info(fields, 'sandbox destroyed');
+  }
+
+  /** Exercises a fresh pool sandbox once (see SandboxdClient.warmUp); a failure destroys it. */
+  async warmUp(record: SandboxRecord): Promise<void> {
+    if (!record.endpoint) return;
+    try {
+      await this.deps.sandboxd.warmUp({
+        sandboxId: record.id,
+        endpoint: record.endpoint,
+        token: record.token,
+      });
+    } catch (err) {
+      await this.destroy(record, 'warm-up-failed');
+      throw err;
+    }
+  }
+
+  /**
+   * Destroys a container no record claims (a crashed run's, or one whose record was lost), and the
+   * workspace dir named after the sandbox id its label carries.
+   */
+  async destroyOrphan(handle: string, sandboxId: string | undefined): Promise<void> {
+    await this.deps.deployer.destroy(handle);
+    // The id comes from a label: only a plain id may name a directory to remove.
+    if (sandboxId !== undefined && /^[A-Za-z0-9_-]+$/.test(sandboxId)) {
+      this.deps.sandboxd.forget(sandboxId);
+      await rm(join(this.mountRoot, sandboxId), { recursive: true, force: true });
+    }
+  }
+
+  /** Applies a step's result, or fails if someone destroyed the record meanwhile (shutdown, reaper). */
+  private async stillCreating(id: string, patch: Partial<SandboxRecord>): Promise<SandboxRecord> {
+    const updated = await this.deps.store.update(id, patch);
+    // What the step acquired rides on the error, so the caller's destroy gives it back.
+    if (updated?.status !== 'creating') throw new SandboxGoneError(id, patch);
+    return updated;
+  }
+
+  private async makeMountDir(id: string): Promise<string> {
+    const dir = join(this.mountRoot, id);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    try {
+      await chown(dir, SANDBOX_UID, SANDBOX_GID);
+    } catch (err) {
+      // A server that is not root cannot hand the directory over; the sandbox user must still write.
+      if (!this.warnedChown) {
+        this.deps.logger.warn(
+          { err: messageOf(err), dir },
+          'cannot chown workspace dirs to 1000:1000 (not root?); making them world-writable instead',
+        );
+        this.warnedChown = true;
+      }
+      await chmod(dir, 0o777);
+    }
+    return dir;
+  }
+
+  /** deployer.create with a host port from the allocator, retried on ports taken outside it. */
+  private async deploy(record: SandboxRecord, type: SandboxType, pooled: boolean): Promise<DeployedSandbox> {
+    const { config, store, deployer, registry } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      const hostPort = this.needsHostPort(type) ? await this.allocatePort(record.id) : null;
+      try {
+        // Recorded before the container exists: if this process dies now, the reconciler frees it.
+        if (hostPort !== null) await this.stillCreating(record.id, { hostPort });
+        const sandbox = await deployer.create({
+          sandboxId: record.id,
+          deploymentId: this.deploymentId,
+          type,
+          image: registry.imageFor(type),
+          name: `${config.CONTAINER_PREFIX_KEY}-${record.id}`,
+          bootToken: record.token,
+          hostPort: hostPort ?? undefined,
+          workspaceHostDir: record.mountDir ?? undefined,
+          readonlyMounts: config.READONLY_MOUNTS,
+          pooled,
+        });
+        return sandbox;
+      } catch (err) {
+        if (hostPort !== null) await store.releasePort(hostPort, record.id);
+        if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err;
+        this.deps.logger.warn(
+          { sandboxId: record.id, port: hostPort },
+          'host port taken outside PORT_RANGE bookkeeping; trying another',
+        );
+      }
+    }
+  }
+
+  private async allocatePort(owner: string): Promise<number> {
+    const { config, store } = this.deps;
+    const port = await store.allocatePort(config.PORT_RANGE, owner);
+    if (port === null) {
+      throw new ServiceError(
+        'CAPACITY_EXCEEDED',
+        `every host port in PORT_RANGE ${config.PORT_RANGE.start}-${config.PORT_RANGE.end} is taken`,
+        { portRange: config.PORT_RANGE },
+      );
+    }
+    return port;
+  }
+
+  /** Docker publishes sandboxd on a host port unless sandboxes sit on a network the server shares. */
+  private needsHostPort(type: SandboxType): boolean {
+    const { config } = this.deps;
+    return (
+      config.CONTAINER_DEPLOYMENT === 'docker' &&
+      !config.DOCKER_NETWORK &&
+      type.security.networkMode !== 'none'
+    );
+  }
+}
+
+/** The record disappeared or left 'creating' while we were still building it. */
+class SandboxGoneError extends Error {
+  constructor(
+    readonly sandboxId: string,
+    readonly pending: Partial<SandboxRecord>,
+  ) {
+    super(`sandbox ${sandboxId} was destroyed while it was being created`);
+    this.name = 'SandboxGoneError';
+  }
+}
+
+function asCreateError(err: unknown, type: SandboxType, image: string): Error {
+  if (err instanceof Error && err.name === 'AbortError') return err;
+  const coded = describeCodedError(err);
+  if (coded && coded.code !== 'TIMEOUT') return err as Error;
+  return new ServiceError(
+    'SANDBOX_CREATE_FAILED',
+    `could not create a "${type.name}" sandbox from ${image}: ${messageOf(err)}`,
+    { type: type.name, image },
+    { cause: err },
+  );
+}

@@ -1,0 +1,376 @@
+/**
+ * The rules of the server: what happens on acquire, on every call into a sandbox, on release, on
+ * the maintenance tick and on shutdown. It keeps no state another worker would need: pools, ports,
+ * instance slots, records and idle timestamps all live in the StateStore.
+ *
+ * Acquire, in order:
+ *   1. claim a warm sandbox of the type (atomic in the store) and kick the refiller, or, with the
+ *      pool empty, create one cold if MAX_SANDBOX_INSTANCES allows (else CAPACITY_EXCEEDED);
+ *   2. bind it to the caller: POST /init on its sandboxd with a fresh token and the caller's env
+ *      over the type's, then record token, session, metadata and timeouts;
+ *   3. if binding fails, destroy that sandbox and try another (a few times at most).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/schema.js';
+import type { Deployer } from '../deployers/deployer.js';
+import { detached, type Logger } from '../observability/logger.js';
+import type { ServerMetrics } from '../observability/metrics.js';
+import type { SandboxType } from '../sandbox-types/definition.js';
+import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
+import type { RecordFilter, SandboxRecord, SandboxStatus, StateStore } from '../state/state-store.js';
+import { describeCodedError, messageOf, ServiceError } from './errors.js';
+import { PoolRefiller, type PoolStatus } from './pool-refiller.js';
+import { Provisioner } from './provisioner.js';
+import { Reaper } from './reaper.js';
+import { Reconciler } from './reconciler.js';
+import type { SandboxdClient, SandboxdTarget, UpstreamRequest } from './sandboxd-client.js';
+
+export interface AcquireRequest {
+  type?: string;
+  sessionId?: string;
+  env?: Record<string, string>;
+  metadata?: Record<string, string>;
+  idleTimeoutSeconds?: number;
+  ttlSeconds?: number;
+}
+
+export interface SandboxManagerDeps {
+  config: Config;
+  registry: SandboxTypeRegistry;
+  deployer: Deployer;
+  store: StateStore;
+  sandboxd: SandboxdClient;
+  metrics: ServerMetrics;
+  logger: Logger;
+}
+
+/** Sandboxes tried per acquire when binding fails (a dead warm container, a refused /init). */
+const BIND_ATTEMPTS = 3;
+/** Lease that makes one worker run the maintenance tick when several share a store. */
+const MAINTENANCE_LEASE = 'maintenance';
+/** How often a sandbox busy with a long call is touched: well inside any idle timeout. */
+const MAX_HEARTBEAT_MS = 10_000;
+const MIN_HEARTBEAT_MS = 250;
+/** Destroys at once during cleanup; Docker copes, the 2-core laptop does too. */
+const CLEANUP_CONCURRENCY = 8;
+
+export class SandboxManager {
+  private readonly provisioner: Provisioner;
+  private readonly refiller: PoolRefiller;
+  private readonly reaper: Reaper;
+  private readonly reconciler: Reconciler;
+  private readonly workerId = randomUUID();
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private maintenanceRun: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: SandboxManagerDeps) {
+    this.provisioner = new Provisioner(deps);
+    this.refiller = new PoolRefiller({ ...deps, provisioner: this.provisioner });
+    this.reaper = new Reaper({ ...deps, provisioner: this.provisioner });
+    this.reconciler = new Reconciler({ ...deps, provisioner: this.provisioner });
+  }
+
+  get deploymentId(): string {
+    return this.provisioner.deploymentId;
+  }
+
+  /** The type used when an acquire names none: the first of DEFAULT_SANDBOX_TYPE. */
+  get defaultType(): string {
+    return this.deps.config.DEFAULT_SANDBOX_TYPE[0] ?? 'base';
+  }
+
+  /**
+   * Checks that every pooled type exists and has its image, clears what a crashed previous run left
+   * behind, then starts filling pools (in the background) and the maintenance tick.
+   */
+  async start(): Promise<void> {
+    const { config, registry, deployer, logger } = this.deps;
+    for (const name of config.DEFAULT_SANDBOX_TYPE) registry.require(name);
+    for (const type of registry.list()) {
+      const target = await this.refiller.targetOf(type);
+      const image = registry.imageFor(type);
+      if (target > 0 && !(await deployer.hasImage(image))) {
+        throw new ServiceError(
+          'SANDBOX_CREATE_FAILED',
+          `image ${image} for sandbox type "${type.name}" is not there; build it with \`runtime-sandbox-builder ${type.name}\``,
+        );
+      }
+    }
+    await this.reconciler.run();
+    this.refiller.kick();
+    this.scheduleMaintenance();
+    logger.info({ deploymentId: this.deploymentId, workerId: this.workerId }, 'sandbox manager started');
+  }
+
+  /** Resolves when the pool creates under way have settled (used to log the initial fill). */
+  poolsSettled(): Promise<void> {
+    return this.refiller.idle();
+  }
+
+  /** The bound sandbox; its `fromPool` says whether it came warm from the pool. */
+  async acquire(request: AcquireRequest): Promise<SandboxRecord> {
+    this.assertRunning();
+    const { registry, store, metrics, logger } = this.deps;
+    const type = registry.require(request.type ?? this.defaultType);
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const claimed = await store.claimWarm(type.name, Date.now());
+      if (claimed) this.refiller.kickSoon();
+      const record = claimed ?? (await this.provisioner.create(type, { pooled: false }));
+      const fromPool = claimed !== null;
+      try {
+        const bound = await this.bind(record, type, request);
+        metrics.acquireDuration.observe(
+          { type: type.name, fromPool: String(fromPool) },
+          (performance.now() - started) / 1000,
+        );
+        logger.info(
+          { sandboxId: bound.id, type: type.name, fromPool, sessionId: bound.sessionId },
+          'sandbox acquired',
+        );
+        return bound;
+      } catch (err) {
+        await this.provisioner.destroy(record, 'bind-failed');
+        if (!sandboxAtFault(err) || attempt >= BIND_ATTEMPTS) throw err;
+        logger.warn(
+          { sandboxId: record.id, err: messageOf(err), attempt },
+          'binding a sandbox failed; trying another',
+        );
+      }
+    }
+  }
+
+  /** A live sandbox of this deployment; SANDBOX_NOT_FOUND otherwise. Does not count as activity. */
+  async get(id: string): Promise<SandboxRecord> {
+    const record = await this.deps.store.get(id);
+    if (!record || record.deploymentId !== this.deploymentId || record.status === 'releasing') {
+      throw notFound(id);
+    }
+    return record;
+  }
+
+  async list(filter: RecordFilter): Promise<SandboxRecord[]> {
+    const records = await this.deps.store.list(filter);
+    return records
+      .filter((r) => r.deploymentId === this.deploymentId && r.status !== 'releasing')
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** Refreshes the idle timer, optionally with a new idle timeout. */
+  async keepalive(id: string, idleTimeoutSeconds?: number): Promise<SandboxRecord> {
+    await this.claimedRecord(id);
+    const patch: Partial<SandboxRecord> = { lastActiveAt: Date.now() };
+    if (idleTimeoutSeconds !== undefined) patch.idleTimeoutSeconds = idleTimeoutSeconds;
+    const updated = await this.deps.store.update(id, patch);
+    if (!updated) throw notFound(id);
+    return updated;
+  }
+
+  async release(id: string): Promise<void> {
+    const record = await this.get(id);
+    await this.provisioner.destroy(record, 'released');
+  }
+
+  /**
+   * Forwards a data-plane call to the sandbox's sandboxd and resolves with its answer, still
+   * streaming. The sandbox counts as active from the call's start until its answer is closed.
+   */
+  async call(id: string, upstream: UpstreamRequest): Promise<IncomingMessage> {
+    this.assertRunning();
+    const record = await this.claimedRecord(id);
+    const stopHeartbeat = this.heartbeat(record);
+    try {
+      const response = await this.deps.sandboxd.forward(targetOf(record), upstream);
+      response.once('close', stopHeartbeat);
+      return response;
+    } catch (err) {
+      stopHeartbeat();
+      throw err;
+    }
+  }
+
+  async pools(): Promise<PoolStatus[]> {
+    return Promise.all(this.deps.registry.list().map((type) => this.refiller.status(type)));
+  }
+
+  async pool(typeName: string): Promise<PoolStatus> {
+    return this.refiller.status(this.deps.registry.require(typeName));
+  }
+
+  /** Sets a type's pool target for every worker; the refiller grows or shrinks the pool. */
+  async resizePool(typeName: string, size: number): Promise<PoolStatus> {
+    const type = this.deps.registry.require(typeName);
+    await this.deps.store.setPoolTarget(type.name, size);
+    this.refiller.kick();
+    this.deps.logger.info({ type: type.name, size }, 'pool target changed');
+    return this.refiller.status(type);
+  }
+
+  async countsByStatus(): Promise<Record<SandboxStatus, number>> {
+    const counts: Record<SandboxStatus, number> = { creating: 0, warm: 0, claimed: 0, releasing: 0 };
+    for (const record of await this.deps.store.list()) {
+      if (record.deploymentId === this.deploymentId) counts[record.status]++;
+    }
+    return counts;
+  }
+
+  /**
+   * Stops background work (pool creates under way are cut short and cleaned up) and, with
+   * `cleanup`, destroys every sandbox of this deployment, pool included, and any container that
+   * still carries its labels.
+   */
+  async stop(options: { cleanup: boolean }): Promise<void> {
+    const { store, deployer, sandboxd, logger } = this.deps;
+    this.stopping = true;
+    clearTimeout(this.maintenanceTimer);
+    await this.maintenanceRun;
+    await this.refiller.stop();
+    await store.releaseLease(MAINTENANCE_LEASE, this.workerId).catch(() => undefined);
+    if (options.cleanup) {
+      const records = (await store.list()).filter((r) => r.deploymentId === this.deploymentId);
+      await forEachLimited(records, CLEANUP_CONCURRENCY, (record) =>
+        this.provisioner
+          .destroy(record, 'shutdown')
+          .catch((err: unknown) =>
+            logger.error(
+              { sandboxId: record.id, err: messageOf(err) },
+              'destroying a sandbox at shutdown failed',
+            ),
+          ),
+      );
+      const leftovers = await deployer.list(this.deploymentId);
+      await forEachLimited(leftovers, CLEANUP_CONCURRENCY, (container) =>
+        this.provisioner
+          .destroyOrphan(container.handle, container.sandboxId)
+          .catch((err: unknown) =>
+            logger.error(
+              { handle: container.handle, err: messageOf(err) },
+              'destroying a container at shutdown failed',
+            ),
+          ),
+      );
+      logger.info(
+        { sandboxes: records.length, strayContainers: leftovers.length },
+        'sandboxes of this deployment destroyed',
+      );
+    }
+    sandboxd.close();
+  }
+
+  private async bind(
+    record: SandboxRecord,
+    type: SandboxType,
+    request: AcquireRequest,
+  ): Promise<SandboxRecord> {
+    const { config, store, sandboxd } = this.deps;
+    const token = randomBytes(32).toString('base64url');
+    await sandboxd.init(targetOf(record), { token, env: { ...type.env, ...request.env } });
+    const now = Date.now();
+    const ttlSeconds = request.ttlSeconds ?? type.timeouts.ttlSeconds ?? config.SANDBOX_TTL;
+    const bound = await store.update(record.id, {
+      status: 'claimed',
+      token,
+      sessionId: request.sessionId ?? null,
+      metadata: request.metadata ?? {},
+      claimedAt: now,
+      lastActiveAt: now,
+      idleTimeoutSeconds: request.idleTimeoutSeconds ?? type.timeouts.idleSeconds ?? config.HEARTBEAT_TIMEOUT,
+      expiresAt: ttlSeconds > 0 ? now + ttlSeconds * 1000 : null,
+    });
+    if (!bound)
+      throw new ServiceError('SANDBOX_NOT_FOUND', `sandbox ${record.id} was destroyed while being bound`);
+    return bound;
+  }
+
+  /** The record of a sandbox bound to a caller, its idle timer refreshed. */
+  private async claimedRecord(id: string): Promise<SandboxRecord> {
+    const now = Date.now();
+    const [record] = await Promise.all([this.get(id), this.deps.store.touch(id, now)]);
+    if (record.status !== 'claimed') {
+      throw new ServiceError('SANDBOX_NOT_READY', `sandbox ${id} is ${record.status}, not acquired`, {
+        status: record.status,
+      });
+    }
+    return record;
+  }
+
+  /** Touches the sandbox while a call is in flight so a long exec is not reaped as idle. */
+  private heartbeat(record: SandboxRecord): () => void {
+    const every = Math.min(
+      MAX_HEARTBEAT_MS,
+      Math.max(MIN_HEARTBEAT_MS, (record.idleTimeoutSeconds * 1000) / 3),
+    );
+    const timer = setInterval(() => {
+      this.deps.store.touch(record.id, Date.now()).catch((err: unknown) => {
+        this.deps.logger.warn(
+          { sandboxId: record.id, err: messageOf(err) },
+          'touching a busy sandbox failed',
+        );
+      });
+    }, every);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private scheduleMaintenance(): void {
+    if (this.stopping) return;
+    this.maintenanceTimer = setTimeout(() => {
+      this.maintenanceRun = detached(() => this.maintain()).finally(() => {
+        this.maintenanceRun = undefined;
+        this.scheduleMaintenance();
+      });
+    }, this.deps.config.MAINTENANCE_INTERVAL_MS);
+    this.maintenanceTimer.unref();
+  }
+
+  /** One tick: reap, reconcile, refill; only on the worker holding the maintenance lease. */
+  private async maintain(): Promise<void> {
+    const { store, config, logger } = this.deps;
+    try {
+      const leaseMs = Math.max(config.MAINTENANCE_INTERVAL_MS * 3, 5000);
+      if (!(await store.acquireLease(MAINTENANCE_LEASE, this.workerId, leaseMs))) return;
+      if (this.stopping) return;
+      await this.reaper.run();
+      await this.reconciler.run();
+      this.refiller.kick({ tick: true });
+    } catch (err) {
+      logger.error({ err: messageOf(err) }, 'maintenance tick failed');
+    }
+  }
+
+  private assertRunning(): void {
+    if (this.stopping) throw new ServiceError('SHUTTING_DOWN', 'the server is shutting down');
+  }
+}
+
+function targetOf(record: SandboxRecord): SandboxdTarget {
+  if (!record.endpoint) {
+    throw new ServiceError('SANDBOX_NOT_READY', `sandbox ${record.id} has no endpoint yet`);
+  }
+  return { sandboxId: record.id, endpoint: record.endpoint, token: record.token };
+}
+
+/** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
+function sandboxAtFault(err: unknown): boolean {
+  const code = describeCodedError(err)?.code;
+  return (
+    code === 'UPSTREAM_ERROR' ||
+    code === 'TIMEOUT' ||
+    code === 'ALREADY_INITIALIZED' ||
+    code === 'SANDBOX_NOT_FOUND'
+  );
+}
+
+function notFound(id: string): ServiceError {
+  return new ServiceError('SANDBOX_NOT_FOUND', `no live sandbox with id ${id}`, { id });
+}
+
+async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    for (let item = items[next++]; item !== undefined; item = items[next++]) await work(item);
+  });
+  await Promise.all(lanes);
+}

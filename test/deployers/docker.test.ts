@@ -1,0 +1,364 @@
+/**
+ * The Docker deployer against the real engine and the real base image: what it creates, how it is
+ * locked down, how it is reached, and that it leaves nothing behind.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
+import { type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
+import { createDeployer } from '../../server/src/deployers/create-deployer.js';
+import { type CreateSpec, type DeployedSandbox, LABELS } from '../../server/src/deployers/deployer.js';
+import { DockerDeployer, PortInUseError } from '../../server/src/deployers/docker.js';
+import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
+import { packageRoot } from '../../server/src/package-root.js';
+import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+
+const docker = new Dockerode();
+const runId = randomBytes(4).toString('hex');
+/** Everything this file creates carries this deployment id (and prefix), and only that is removed. */
+const deploymentId = `test-docker-${runId}`;
+const otherDeploymentId = `test-docker-other-${runId}`;
+const prefix = `rsbx-test-${runId}`;
+const baseConfig: ConfigInput = { CONTAINER_PREFIX_KEY: prefix, DEPLOYMENT_ID: deploymentId };
+const config = configSchema.parse(baseConfig);
+const image = imageNameFor('base', config);
+const deployer = new DockerDeployer({ config, docker });
+const READY_MS = 30_000;
+
+const scratch = mkdtempSync(join(tmpdir(), 'rsbx-docker-test-'));
+const networks: string[] = [];
+
+beforeAll(async () => {
+  await docker.ping();
+  if (!(await deployer.hasImage(image))) {
+    throw new Error(`${image} is missing: build it first with \`node dist/builder.mjs base\``);
+  }
+});
+
+afterAll(async () => {
+  for (const id of [deploymentId, otherDeploymentId]) {
+    for (const c of await deployer.list(id)) await deployer.destroy(c.handle);
+  }
+  for (const name of networks) await docker.getNetwork(name).remove();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** A host folder for /workspace owned by the sandbox user, as the manager prepares it. */
+function workspaceDir(): string {
+  const dir = mkdtempSync(join(scratch, 'workspace-'));
+  chownSync(dir, 1000, 1000);
+  return dir;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+async function specFor(
+  options: {
+    type?: Partial<SandboxTypeInput>;
+    deployment?: string;
+    pooled?: boolean;
+    hostPort?: number;
+  } = {},
+): Promise<CreateSpec> {
+  const sandboxId = randomBytes(6).toString('hex');
+  const deployment = options.deployment ?? deploymentId;
+  return {
+    sandboxId,
+    deploymentId: deployment,
+    type: sandboxTypeSchema.parse({ name: 'base', ...options.type }),
+    image,
+    name: `${prefix}-${sandboxId}`,
+    bootToken: randomBytes(24).toString('hex'),
+    hostPort: options.hostPort ?? (await freePort()),
+    workspaceHostDir: workspaceDir(),
+    readonlyMounts: [],
+    pooled: options.pooled ?? false,
+  };
+}
+
+/** Runs a command in the container as its default user; exit code and combined output. */
+async function execIn(handle: string, cmd: string[]): Promise<{ exitCode: number | null; output: string }> {
+  const exec = await docker.getContainer(handle).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  const sink = new PassThrough();
+  const chunks: Buffer[] = [];
+  sink.on('data', (chunk: Buffer) => chunks.push(chunk));
+  docker.modem.demuxStream(stream, sink, sink);
+  await new Promise((resolve) => stream.on('end', resolve));
+  const info = await exec.inspect();
+  return { exitCode: info.ExitCode, output: Buffer.concat(chunks).toString('utf8').trim() };
+}
+
+async function sh(handle: string, script: string): Promise<{ exitCode: number | null; output: string }> {
+  return execIn(handle, ['sh', '-c', script]);
+}
+
+async function createReady(deployerUsed: DockerDeployer, spec: CreateSpec): Promise<DeployedSandbox> {
+  const deployed = await deployerUsed.create(spec);
+  await waitForSandboxd(deployed.endpoint, { timeoutMs: READY_MS });
+  return deployed;
+}
+
+async function containerExists(name: string): Promise<boolean> {
+  return docker
+    .getContainer(name)
+    .inspect()
+    .then(
+      () => true,
+      (error: { statusCode?: number }) => {
+        if (error.statusCode === 404) return false;
+        throw error;
+      },
+    );
+}
+
+describe('DockerDeployer', () => {
+  it('answers ping and knows which images exist', async () => {
+    await deployer.ping();
+    expect(await deployer.hasImage(image)).toBe(true);
+    expect(await deployer.hasImage(`runtime-sandbox/does-not-exist-${runId}:never`)).toBe(false);
+    expect(createDeployer(config)).toBeInstanceOf(DockerDeployer);
+  });
+
+  it('creates a labelled, locked-down sandbox whose sandboxd answers on the published port', async () => {
+    const roDir = mkdtempSync(join(scratch, 'readonly-'));
+    chmodSync(roDir, 0o755);
+    writeFileSync(join(roDir, 'notes.txt'), 'shared knowledge\n');
+    const spec = {
+      ...(await specFor({
+        pooled: true,
+        type: {
+          resources: { cpus: 0.5, memoryMiB: 256, pidsLimit: 128, tmpfsMiB: 32 },
+          env: { TYPE_GREETING: 'hello' },
+        },
+      })),
+      readonlyMounts: [{ hostPath: roDir, containerPath: '/mnt/knowledge' }],
+    };
+    const deployed = await createReady(deployer, spec);
+    expect(deployed.endpoint).toEqual({ host: '127.0.0.1', port: spec.hostPort });
+
+    const health = await fetch(`http://127.0.0.1:${spec.hostPort}/healthz`);
+    expect(health.status).toBe(200);
+    await health.body?.cancel();
+
+    const info = await docker.getContainer(deployed.handle).inspect();
+    expect(info.Name).toBe(`/${spec.name}`);
+    expect(info.Config.Labels).toMatchObject({
+      [LABELS.managedBy]: 'runtime-sandbox',
+      [LABELS.deployment]: deploymentId,
+      [LABELS.sandboxId]: spec.sandboxId,
+      [LABELS.type]: 'base',
+      [LABELS.pool]: 'true',
+    });
+    expect(info.Config.Env).toEqual(
+      expect.arrayContaining([`SANDBOXD_TOKEN=${spec.bootToken}`, 'TYPE_GREETING=hello']),
+    );
+    const host = info.HostConfig;
+    expect(host.CapDrop).toEqual(['ALL']);
+    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.SecurityOpt).toEqual(['no-new-privileges:true']);
+    expect(host.Privileged).toBe(false);
+    expect(host.PidsLimit).toBe(128);
+    expect(host.Memory).toBe(256 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(256 * 1024 * 1024);
+    expect(host.NanoCpus).toBe(500_000_000);
+    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,exec,nosuid,nodev,size=32m,mode=1777' });
+    expect(host.ReadonlyRootfs).toBe(false);
+    expect(host.RestartPolicy?.Name).toBe('no');
+    expect(host.AutoRemove).toBe(false);
+    expect(host.PortBindings).toEqual({
+      [`${SANDBOXD_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: `${spec.hostPort}` }],
+    });
+    expect(host.Binds).toEqual([`${spec.workspaceHostDir}:/workspace:rw`, `${roDir}:/mnt/knowledge:ro`]);
+    expect(info.Mounts.map((m) => m.Source)).not.toContain('/var/run/docker.sock');
+
+    // The sandbox runs unprivileged: uid 1000 for sandboxd (pid 1's tree) and for anything exec'd,
+    // no effective capabilities, and no way to gain privileges.
+    const identity = await sh(
+      deployed.handle,
+      "id -u; stat -c %u /proc/1; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '",
+    );
+    expect(identity).toEqual({ exitCode: 0, output: '1000\n1000\nCapEff: 0000000000000000\nNoNewPrivs: 1' });
+
+    // /workspace is the host folder, /tmp a size-capped tmpfs that may hold executables, and the
+    // read-only mount is readable but not writable.
+    const mounts = await sh(
+      deployed.handle,
+      "echo hi > /workspace/a && printf '#!/bin/sh\\necho ran\\n' > /tmp/s && chmod +x /tmp/s && /tmp/s && " +
+        'cat /mnt/knowledge/notes.txt && ! touch /mnt/knowledge/x 2>/dev/null && findmnt -no OPTIONS /tmp',
+    );
+    expect(mounts.exitCode).toBe(0);
+    const [ran, notes, tmpOptions] = mounts.output.split('\n');
+    expect([ran, notes]).toEqual(['ran', 'shared knowledge']);
+    expect(tmpOptions).toMatch(/^rw,nosuid,nodev,.*size=32768k/);
+    expect(tmpOptions).not.toContain('noexec');
+    expect(statSync(join(spec.workspaceHostDir ?? '', 'a')).uid).toBe(1000);
+  });
+
+  it('makes / read-only for a readOnlyRootfs type, leaving /workspace and /tmp writable', async () => {
+    const spec = await specFor({ type: { security: { readOnlyRootfs: true } } });
+    const deployed = await createReady(deployer, spec);
+    expect((await docker.getContainer(deployed.handle).inspect()).HostConfig.ReadonlyRootfs).toBe(true);
+
+    const rootWrite = await sh(deployed.handle, 'touch /home/sandbox/x');
+    expect(rootWrite.exitCode).not.toBe(0);
+    expect(rootWrite.output).toContain('Read-only file system');
+    expect(await sh(deployed.handle, 'touch /workspace/x /tmp/x && echo ok')).toEqual({
+      exitCode: 0,
+      output: 'ok',
+    });
+  });
+
+  it('runs as the type user when one is set', async () => {
+    const deployed = await createReady(
+      deployer,
+      await specFor({ type: { security: { user: '1000:1000' } } }),
+    );
+    expect((await docker.getContainer(deployed.handle).inspect()).Config.User).toBe('1000:1000');
+    expect(await sh(deployed.handle, 'id -u; id -g')).toEqual({ exitCode: 0, output: '1000\n1000' });
+  });
+
+  it('lets a process with nothing else to do wait for readiness to the end', async () => {
+    // Docker's port proxy can swallow a first probe without a trace; a waiter whose only timer
+    // were unref'd (AbortSignal.timeout) would let such a process exit mid-wait.
+    const spec = await specFor();
+    const source = (path: string) => JSON.stringify(join(packageRoot(), path));
+    const script = `
+      import { configSchema } from ${source('server/src/config/schema.ts')};
+      import { DockerDeployer } from ${source('server/src/deployers/docker.ts')};
+      import { waitForSandboxd } from ${source('server/src/deployers/wait-ready.ts')};
+      const deployer = new DockerDeployer({ config: configSchema.parse(${JSON.stringify(baseConfig)}) });
+      const deployed = await deployer.create(${JSON.stringify(spec)});
+      await waitForSandboxd(deployed.endpoint, { timeoutMs: ${READY_MS} });
+      console.log('ready');
+      await deployer.destroy(deployed.handle);`;
+    const child = await promisify(execFile)(process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
+    expect(child.stdout.trim()).toBe('ready');
+    expect(await containerExists(spec.name)).toBe(false);
+  });
+
+  it('reports a host port another process holds as PortInUseError and leaves no container', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const address = holder.address();
+    if (typeof address !== 'object' || address === null) throw new Error('no address');
+    try {
+      const spec = await specFor({ hostPort: address.port });
+      const error = await deployer.create(spec).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(PortInUseError);
+      expect(error).toMatchObject({ port: address.port });
+      expect(await containerExists(spec.name)).toBe(false);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  it('reports a host port another sandbox holds as PortInUseError and leaves no container', async () => {
+    const first = await specFor();
+    await deployer.create(first);
+    const second = await specFor({ hostPort: first.hostPort });
+    const error = await deployer.create(second).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(PortInUseError);
+    expect(await containerExists(second.name)).toBe(false);
+    expect(await containerExists(first.name)).toBe(true);
+  });
+
+  it('destroys idempotently', async () => {
+    const spec = await specFor();
+    const deployed = await deployer.create(spec);
+    await deployer.destroy(deployed.handle);
+    expect(await containerExists(spec.name)).toBe(false);
+    await deployer.destroy(deployed.handle);
+    await Promise.all([deployer.destroy(deployed.handle), deployer.destroy(`${prefix}-never-created`)]);
+  });
+
+  it("lists only this deployment's containers, stopped ones included", async () => {
+    const other = new DockerDeployer({
+      config: configSchema.parse({ ...baseConfig, DEPLOYMENT_ID: otherDeploymentId }),
+      docker,
+    });
+    const before = new Set((await deployer.list(deploymentId)).map((c) => c.handle));
+    const mine = await deployer.create(await specFor());
+    const stopped = await deployer.create(await specFor({ pooled: true }));
+    const theirs = await other.create(await specFor({ deployment: otherDeploymentId }));
+    await docker.getContainer(stopped.handle).stop({ t: 0 });
+
+    const listed = (await deployer.list(deploymentId)).filter((c) => !before.has(c.handle));
+    const byHandle = new Map(listed.map((c) => [c.handle, c]));
+    expect([...byHandle.keys()].sort()).toEqual([mine.handle, stopped.handle].sort());
+    expect(byHandle.get(mine.handle)).toMatchObject({ deploymentId, running: true });
+    expect(byHandle.get(stopped.handle)?.running).toBe(false);
+    expect((await other.list(otherDeploymentId)).map((c) => c.handle)).toEqual([theirs.handle]);
+  });
+
+  it('reaches sandboxes at their address on DOCKER_NETWORK without publishing ports', async () => {
+    const network = `${prefix}-net`;
+    await docker.createNetwork({ Name: network, Driver: 'bridge' });
+    networks.push(network);
+    const onNetwork = new DockerDeployer({
+      config: configSchema.parse({ ...baseConfig, DOCKER_NETWORK: network }),
+      docker,
+    });
+
+    const deployed = await createReady(onNetwork, await specFor());
+    const info = await docker.getContainer(deployed.handle).inspect();
+    expect(deployed.endpoint).toEqual({
+      host: info.NetworkSettings.Networks[network]?.IPAddress,
+      port: SANDBOXD_PORT,
+    });
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
+    expect(info.HostConfig.PortBindings ?? {}).toEqual({});
+  });
+
+  it('puts networkMode none sandboxes on an internal network: reachable from the host, cut off otherwise', async () => {
+    const isolated = await createReady(
+      deployer,
+      await specFor({ type: { security: { networkMode: 'none' } } }),
+    );
+    const isolatedPeer = await createReady(
+      deployer,
+      await specFor({ type: { security: { networkMode: 'none' } } }),
+    );
+    const bridged = await createReady(deployer, await specFor());
+    const bridgedPeer = await createReady(deployer, await specFor());
+    networks.push(`${prefix}-isolated`);
+
+    const network = await docker.getNetwork(`${prefix}-isolated`).inspect();
+    expect(network.Internal).toBe(true);
+    expect(isolated.endpoint.port).toBe(SANDBOXD_PORT);
+
+    const addressOf = async (handle: string) =>
+      Object.values((await docker.getContainer(handle).inspect()).NetworkSettings.Networks)[0]?.IPAddress;
+    const probe = (from: string, address: string | undefined) =>
+      sh(from, `curl -fsS --connect-timeout 1 -o /dev/null http://${address}:${SANDBOXD_PORT}/healthz`);
+
+    // A bridged sandbox reaches its bridged peer (so the probe works), an isolated one reaches
+    // neither a bridged sandbox nor another isolated one.
+    expect((await probe(bridged.handle, await addressOf(bridgedPeer.handle))).exitCode).toBe(0);
+    expect((await probe(isolated.handle, await addressOf(bridged.handle))).exitCode).not.toBe(0);
+    expect((await probe(isolated.handle, isolatedPeer.endpoint.host)).exitCode).not.toBe(0);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * An extension module adds a sandbox type: its image is built with the builder CLI, the server is
+ * started with `--extension`, and a sandbox of the new type is acquired and runs its tools with the
+ * type's env.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../server/src/package-root.js';
+import {
+  containersOf,
+  removeContainersOf,
+  requireImage,
+  type ServerProcess,
+  startServerProcess,
+} from '../support/server-process.js';
+
+const DEPLOYMENT = 'h5-test-extension';
+const EXTENSION = 'extensions/python-data/index.ts';
+const IMAGE = 'runtime-sandbox/runtime-sandbox-python-data:latest';
+
+describe('a sandbox type from an extension', () => {
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    await requireImage();
+    const root = packageRoot();
+    // Up to date in a second when nothing changed; a first build installs Python packages.
+    await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'server/src/cli/builder.ts'), 'python-data', '--extension', EXTENSION],
+      { cwd: root, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' } },
+    );
+    await requireImage(IMAGE);
+    await removeContainersOf(DEPLOYMENT);
+    server = await startServerProcess({
+      deploymentId: DEPLOYMENT,
+      portRange: '51350-51359',
+      env: { POOL_SIZE: '0' },
+      args: ['--extension', EXTENSION],
+    });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await removeContainersOf(DEPLOYMENT);
+  });
+
+  it('lists the type and acquires a working sandbox of it', async () => {
+    const types = await server.call<{ types: Array<{ name: string; source: string; image: string }> }>(
+      'GET',
+      '/v1/sandbox-types',
+    );
+    expect(types.body.types.find((t) => t.name === 'python-data')).toMatchObject({
+      image: IMAGE,
+      source: `extension ${EXTENSION}`,
+    });
+
+    const acquired = await server.call<{ id: string; type: string; idleTimeoutSeconds: number }>(
+      'POST',
+      '/v1/sandboxes',
+      { type: 'python-data', env: { ANSWER: '42' } },
+    );
+    expect(acquired.status).toBe(201);
+    expect(acquired.body).toMatchObject({ type: 'python-data', idleTimeoutSeconds: 900 });
+
+    const run = await server.call('POST', `/v1/sandboxes/${acquired.body.id}/exec`, {
+      command: [
+        'python3',
+        '-c',
+        'import os; print(int(os.environ["ANSWER"]) + 1, os.environ["PYTHONIOENCODING"])',
+      ],
+    });
+    expect(run.body).toMatchObject({ exitCode: 0, stdout: '43 utf-8\n' });
+    const jq = await server.call('POST', `/v1/sandboxes/${acquired.body.id}/exec`, {
+      command: `echo '{"a":[1,2]}' | jq -c '.a | add'`,
+    });
+    expect(jq.body).toMatchObject({ exitCode: 0, stdout: '3\n' });
+
+    const [container] = await containersOf(DEPLOYMENT);
+    expect(container?.Image).toBe(IMAGE);
+    expect((await server.fetch(`/v1/sandboxes/${acquired.body.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
+  });
+});
