@@ -1,11 +1,16 @@
 /**
- * How fast an agent gets a working sandbox: `npx tsx bench/acquire.ts [--warm N] [--cold N] [--raw N]`.
+ * How fast an agent gets a working sandbox:
+ * `npx tsx bench/acquire.ts [--warm N] [--cold N] [--raw N] [--burst N]`.
  *
  * - warm: the server CLI with a pool of 10; each round waits for a full pool (so no create competes
  *   for the CPU), then times POST /v1/sandboxes until a first exec of `true` answers, then releases.
  * - cold: the server with POOL_SIZE=0, the same round: every acquire creates its sandbox.
  * - raw engine: what Docker itself costs: dockerode create + start, then polling sandboxd's /healthz
  *   until it answers. Cold acquires should stay within 1.5x of this.
+ * - warm bursts, per state store: a pool of 16; each round waits for a full pool, then fires 16
+ *   acquires at once (all served from the pool) and times each POST; throughput is acquires per
+ *   second of burst. Three servers in turn: one worker on the in-memory store, one worker on Redis,
+ *   two workers (WORKERS=2) on Redis, each against a fresh redis-server of the run's own.
  *
  * Prints a table; `run()` returns the figures for a suite that collects them.
  */
@@ -13,8 +18,10 @@ import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { SANDBOXD_ENV, SANDBOXD_PORT } from '../sandbox-images/runtime/src/protocol.js';
 import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
+import { startRedisServer } from '../test/support/redis-server.js';
 import {
   docker,
+  eventually,
   removeContainersOf,
   requireImage,
   type ServerProcess,
@@ -27,6 +34,12 @@ const DEPLOYMENT = 'rsbx-bench-acquire';
 const BENCH_LABEL = 'io.runtime-sandbox.bench';
 const WARM_POOL = 10;
 const RAW_PORTS = { start: 52980, end: 52999 };
+const BURST_POOL = 16;
+const BURST_SETUPS = [
+  { scenario: 'warm burst: 1 worker, in-memory store', workers: 1, redis: false },
+  { scenario: 'warm burst: 1 worker, Redis store', workers: 1, redis: true },
+  { scenario: 'warm burst: 2 workers, Redis store', workers: 2, redis: true },
+] as const;
 
 export interface Figure {
   scenario: string;
@@ -36,8 +49,15 @@ export interface Figure {
   meanMs: number;
 }
 
+/** A latency figure of acquires fired together, with the rate they were served at. */
+export interface ThroughputFigure extends Figure {
+  acquiresPerSecond: number;
+}
+
 export interface AcquireBenchResult {
   figures: Figure[];
+  /** Warm bursts per state store and worker count (see the header). */
+  throughput: ThroughputFigure[];
   /** Cold acquire p50 over raw engine p50; the aim is <= 1.5. */
   coldOverRaw: number;
   /** The aim is <= 10 ms. */
@@ -50,10 +70,12 @@ export interface AcquireBenchOptions {
   warmRounds?: number;
   coldRounds?: number;
   rawRounds?: number;
+  /** Bursts of BURST_POOL acquires per state-store setup. */
+  burstRounds?: number;
 }
 
 export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBenchResult> {
-  const { warmRounds = 50, coldRounds = 10, rawRounds = 10 } = options;
+  const { warmRounds = 50, coldRounds = 10, rawRounds = 10, burstRounds = 6 } = options;
   await requireImage(IMAGE);
   await removeContainersOf(DEPLOYMENT);
 
@@ -80,6 +102,9 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
   for (let i = 0; i < rawRounds; i++)
     raw.push(await rawEngineStart(RAW_PORTS.start + (i % (RAW_PORTS.end - RAW_PORTS.start + 1))));
 
+  const throughput: ThroughputFigure[] = [];
+  for (const setup of BURST_SETUPS) throughput.push(await warmBursts(setup, burstRounds));
+
   const figures = [
     figure('warm acquire + first exec', warm.total),
     figure('warm acquire (POST only)', warm.acquireOnly),
@@ -89,17 +114,22 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
   const p50 = (scenario: string) => figures.find((f) => f.scenario === scenario)?.p50Ms ?? Number.NaN;
   return {
     figures,
+    throughput,
     warmP50Ms: p50('warm acquire + first exec'),
     warmServerSideMeanMs: round(warm.serverMeanMs),
     coldOverRaw: p50('cold acquire + first exec') / p50('raw engine create+start+ready'),
   };
 }
 
-async function withServer<T>(poolSize: number, work: (server: ServerProcess) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  poolSize: number,
+  work: (server: ServerProcess) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
   const server = await startServerProcess({
     deploymentId: DEPLOYMENT,
     portRange: '52900-52979',
-    env: { POOL_SIZE: String(poolSize) },
+    env: { POOL_SIZE: String(poolSize), ...env },
   });
   try {
     return await work(server);
@@ -125,6 +155,63 @@ async function acquireAndExec(
   const released = await server.fetch(`/v1/sandboxes/${acquired.body.id}`, { method: 'DELETE' });
   if (released.status !== 204) throw new Error(`release answered ${released.status}`);
   return { totalMs, acquireMs, fromPool: acquired.body.fromPool };
+}
+
+/** `rounds` bursts of BURST_POOL simultaneous warm acquires against one server setup. */
+async function warmBursts(setup: (typeof BURST_SETUPS)[number], rounds: number): Promise<ThroughputFigure> {
+  const redis = setup.redis ? await startRedisServer() : undefined;
+  const env: Record<string, string> = redis
+    ? {
+        REDIS_ENABLED: 'true',
+        REDIS_SERVER: '127.0.0.1',
+        REDIS_PORT: String(redis.port),
+        WORKERS: String(setup.workers),
+      }
+    : {};
+  try {
+    return await withServer(
+      BURST_POOL,
+      async (server) => {
+        if (setup.workers > 1) {
+          await eventually('every worker to listen', async () =>
+            server.logs().some((line) => line.msg === 'workers listening') ? true : undefined,
+          );
+        }
+        const samples: number[] = [];
+        let burstMs = 0;
+        for (let i = 0; i < rounds; i++) {
+          await waitForWarm(server, 'base', BURST_POOL);
+          const started = performance.now();
+          const ids = await Promise.all(
+            Array.from({ length: BURST_POOL }, async () => {
+              const sent = performance.now();
+              const acquired = await server.call<{ id: string; fromPool: boolean }>(
+                'POST',
+                '/v1/sandboxes',
+                {},
+              );
+              samples.push(performance.now() - sent);
+              if (acquired.status !== 201 || !acquired.body.fromPool) {
+                throw new Error(
+                  `a burst acquire missed the pool: ${acquired.status} ${JSON.stringify(acquired.body)}`,
+                );
+              }
+              return acquired.body.id;
+            }),
+          );
+          burstMs += performance.now() - started;
+          await Promise.all(ids.map((id) => server.fetch(`/v1/sandboxes/${id}`, { method: 'DELETE' })));
+        }
+        return {
+          ...figure(setup.scenario, samples),
+          acquiresPerSecond: round(samples.length / (burstMs / 1000)),
+        };
+      },
+      env,
+    );
+  } finally {
+    await redis?.stop();
+  }
 }
 
 async function serverSideAcquireMeanMs(server: ServerProcess): Promise<number> {
@@ -173,22 +260,39 @@ function round(ms: number): number {
 }
 
 function printTable(result: AcquireBenchResult): void {
-  const rows = result.figures.map((f) => [
-    f.scenario,
-    String(f.n),
-    f.p50Ms.toFixed(2),
-    f.p99Ms.toFixed(2),
-    f.meanMs.toFixed(2),
-  ]);
-  const header = ['scenario', 'n', 'p50 ms', 'p99 ms', 'mean ms'];
+  printRows(
+    ['scenario', 'n', 'p50 ms', 'p99 ms', 'mean ms'],
+    result.figures.map((f) => [
+      f.scenario,
+      String(f.n),
+      f.p50Ms.toFixed(2),
+      f.p99Ms.toFixed(2),
+      f.meanMs.toFixed(2),
+    ]),
+  );
+  console.log('');
+  printRows(
+    ['scenario', 'n', 'acquires/s', 'p50 ms', 'p99 ms'],
+    result.throughput.map((f) => [
+      f.scenario,
+      String(f.n),
+      f.acquiresPerSecond.toFixed(1),
+      f.p50Ms.toFixed(2),
+      f.p99Ms.toFixed(2),
+    ]),
+  );
+  console.log(`\nwarm p50 ${result.warmP50Ms.toFixed(2)} ms (aim <= 10 ms)`);
+  console.log(`warm acquire inside the server: mean ${result.warmServerSideMeanMs.toFixed(2)} ms`);
+  console.log(`cold / raw engine p50 ${result.coldOverRaw.toFixed(2)}x (aim <= 1.5x)`);
+}
+
+/** Columns padded to their widest cell: the first left-aligned, the figures right-aligned. */
+function printRows(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   console.log(line(header));
   for (const row of rows) console.log(line(row));
-  console.log(`\nwarm p50 ${result.warmP50Ms.toFixed(2)} ms (aim <= 10 ms)`);
-  console.log(`warm acquire inside the server: mean ${result.warmServerSideMeanMs.toFixed(2)} ms`);
-  console.log(`cold / raw engine p50 ${result.coldOverRaw.toFixed(2)}x (aim <= 1.5x)`);
 }
 
 function flag(name: string): number | undefined {
@@ -198,11 +302,13 @@ function flag(name: string): number | undefined {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run({ warmRounds: flag('warm'), coldRounds: flag('cold'), rawRounds: flag('raw') }).then(
-    printTable,
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+  run({
+    warmRounds: flag('warm'),
+    coldRounds: flag('cold'),
+    rawRounds: flag('raw'),
+    burstRounds: flag('burst'),
+  }).then(printTable, (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -17,16 +17,13 @@ import {
   type SandboxdContainer,
   startSandboxdContainer,
 } from '../test/support/sandboxd-container.js';
+import { type LatencySummary, summarize } from './report.js';
 
 const SAMPLES = 200;
 const WARM_UP = 20;
 
-export interface ResultRow {
+export interface ResultRow extends LatencySummary {
   scenario: string;
-  n: number;
-  p50Ms: number;
-  p99Ms: number;
-  meanMs: number;
 }
 
 /** The sandboxd row first, then the Docker exec row. */
@@ -62,7 +59,8 @@ function sandboxdExec(sandbox: SandboxdContainer, agent: http.Agent): Promise<vo
   });
 }
 
-async function dockerApiExec(container: Docker.Container): Promise<void> {
+/** Runs `true` once through the Docker engine's exec API; throws unless it exits 0. */
+export async function dockerApiExec(container: Docker.Container): Promise<void> {
   const { exitCode, output } = await dockerExec(container, ['true']);
   if (exitCode !== 0) throw new Error(`docker exec of true exited ${exitCode}: ${output}`);
 }
@@ -77,22 +75,8 @@ async function timed(times: number, once: () => Promise<void>): Promise<number[]
   return samples;
 }
 
-/** Nearest-rank percentile. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
-const round = (ms: number) => Math.round(ms * 1000) / 1000;
-
 function row(scenario: string, samples: number[]): ResultRow {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    scenario,
-    n: samples.length,
-    p50Ms: round(percentile(sorted, 50)),
-    p99Ms: round(percentile(sorted, 99)),
-    meanMs: round(samples.reduce((sum, ms) => sum + ms, 0) / samples.length),
-  };
+  return { scenario, ...summarize(samples) };
 }
 
 export async function run(): Promise<ResultRows> {

@@ -1,5 +1,5 @@
 /**
- * Snapshot store throughput: `npx tsx bench/snapshot.ts [--rounds N]`.
+ * Snapshot throughput, at the store and through the server: `npx tsx bench/snapshot.ts [--rounds N]`.
  *
  * A 100 MiB workspace of incompressible files (so its gzip tar stream is ~100 MiB too) is
  * snapshotted into each backend (local disk, S3 via s3rver on loopback, Redis) and read back:
@@ -11,8 +11,10 @@
  * - `<backend> restore`: `store.open` piped into `tar -xz` in an empty folder;
  * - `tar -xz < file`: the restore baseline, from a local file.
  *
- * MiB/s are of the archive's bytes; each figure is the median of the rounds. Prints a table;
- * `run()` returns the figures for a suite that collects them.
+ * MiB/s are of the archive's bytes; each figure is the median of the rounds. Then the same
+ * workspace end to end, through the server and its sandboxes, against GNU tar in the sandbox
+ * (bench/snapshot-server.ts). Prints two tables; `run()` returns the figures for a suite that
+ * collects them.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +31,7 @@ import { createSnapshotStore } from '../server/src/snapshots/create-snapshot-sto
 import type { SnapshotStore } from '../server/src/snapshots/snapshot-store.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import { startS3Server } from '../test/support/s3-server.js';
+import { runThroughServer, type ServerSnapshotBenchResult } from './snapshot-server.js';
 
 const MiB = 1024 * 1024;
 const WORKSPACE_BYTES = 100 * MiB;
@@ -45,9 +48,16 @@ export interface SnapshotBenchResult {
   archiveBytes: number;
   rounds: number;
   figures: Figure[];
+  /** The end-to-end half: through the server, against tar in the sandbox. */
+  throughServer: ServerSnapshotBenchResult;
 }
 
 export async function run(options: { rounds?: number } = {}): Promise<SnapshotBenchResult> {
+  const stores = await runStores(options);
+  return { ...stores, throughServer: await runThroughServer(options) };
+}
+
+async function runStores(options: { rounds?: number }): Promise<Omit<SnapshotBenchResult, 'throughServer'>> {
   const rounds = options.rounds ?? 3;
   const root = mkdtempSync(join(tmpdir(), 'rsbx-bench-snapshot-'));
   const logger = createLogger('silent');
@@ -176,16 +186,30 @@ function round3(value: number): number {
 
 function printTable(result: SnapshotBenchResult): void {
   const header = ['scenario', 'seconds', 'MiB/s'];
-  const rows = result.figures.map((f) => [f.scenario, f.seconds.toFixed(3), f.mibPerSecond.toFixed(1)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const cellsOf = (figures: Figure[]) =>
+    figures.map((f) => [f.scenario, f.seconds.toFixed(3), f.mibPerSecond.toFixed(1)]);
+  const storeRows = cellsOf(result.figures);
+  const server = result.throughServer;
+  const serverRows = cellsOf(server.figures);
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...[...storeRows, ...serverRows].map((r) => r[i]?.length ?? 0)),
+  );
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const table = (rows: string[][]) => {
+    console.log(line(header));
+    for (const row of rows) console.log(line(row));
+  };
   console.log(
     `workspace ${(result.workspaceBytes / MiB).toFixed(0)} MiB, archive ${(result.archiveBytes / MiB).toFixed(1)} MiB, ` +
       `median of ${result.rounds} round(s)\n`,
   );
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
+  table(storeRows);
+  console.log(
+    `\nthrough the server: workspace ${(server.workspaceBytes / MiB).toFixed(0)} MiB in a sandbox, ` +
+      `median of ${server.rounds} round(s)\n`,
+  );
+  table(serverRows);
 }
 
 function flag(name: string): number | undefined {

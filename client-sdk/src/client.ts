@@ -2,6 +2,7 @@
  * The control plane: acquire, find and list sandboxes, and read types and size pools, on one server.
  */
 import { Sandbox } from './sandbox.js';
+import { SNAPSHOT_TIMEOUT_MS, Snapshots } from './snapshots.js';
 import {
   type CallOptions,
   type ConnectionOptions,
@@ -24,23 +25,28 @@ export interface SandboxClientOptions extends ConnectionOptions {
 }
 
 export class SandboxClient {
+  /** Every snapshot the server keeps: list, find a key's latest, get, delete. */
+  readonly snapshots: Snapshots;
   private readonly api: Transport;
 
   constructor(options: SandboxClientOptions) {
     this.api = new Transport(transportConfig(options.baseUrl, options));
+    this.snapshots = new Snapshots(this.api);
   }
 
   /**
    * Acquires a sandbox: a warm one from the pool when there is one, else a new one (which takes
-   * longer). Never retried, so a lost answer cannot leak a second sandbox. Throws CapacityError
-   * when the server's instance limit is reached, NotFoundError for an unknown type.
+   * longer); with `restore`, its workspace is hydrated from a snapshot before it is handed out.
+   * Never retried, so a lost answer cannot leak a second sandbox. Throws CapacityError when the
+   * server's instance limit is reached, NotFoundError for an unknown type or snapshot,
+   * UpstreamError (RESTORE_FAILED) when a restore failed.
    */
   async create(options: CreateSandboxOptions = {}, call: CallOptions = {}): Promise<Sandbox> {
     const info = await this.api.json<SandboxInfo>({
       method: 'POST',
       path: '/v1/sandboxes',
       json: options,
-      ...callSpec(call),
+      ...callSpec(call, options.restore === undefined ? undefined : SNAPSHOT_TIMEOUT_MS),
     });
     return new Sandbox(this.api, info);
   }

@@ -39,8 +39,10 @@ export {
   type RemoveOptions,
   type WriteOptions,
 } from './files.js';
+export * from './harness/index.js';
 export { parseNdjson } from './ndjson.js';
-export { Sandbox } from './sandbox.js';
+export { type CloseOptions, Sandbox } from './sandbox.js';
+export { SandboxSnapshots, SNAPSHOT_TIMEOUT_MS, Snapshots } from './snapshots.js';
 export {
   type CallOptions,
   type ConnectionOptions,

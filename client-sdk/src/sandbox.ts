@@ -1,7 +1,8 @@
 /**
  * A sandbox acquired from (or connected through) the server. Data-plane calls go to
  * `/v1/sandboxes/<id>/...`, which the server forwards to the sandbox's sandboxd; each one also
- * refreshes the sandbox's idle timer. Release it with `close()`, or let `await using` do it.
+ * refreshes the sandbox's idle timer. Release it with `close()` (optionally snapshotting the
+ * workspace first), or let `await using` do it.
  */
 import './dispose.js';
 import { Archive } from './archive.js';
@@ -9,8 +10,18 @@ import { Commands } from './commands.js';
 import { type DirectConnectOptions, DirectSandbox, type SandboxDataPlane } from './direct-sandbox.js';
 import { NotFoundError } from './errors.js';
 import { Files } from './files.js';
+import { SandboxSnapshots, SNAPSHOT_TIMEOUT_MS } from './snapshots.js';
 import { type CallOptions, callSpec, type Transport } from './transport.js';
-import type { KeepAliveOptions, SandboxInfo } from './types.js';
+import type { CreateSnapshotOptions, KeepAliveOptions, SandboxInfo, SnapshotInfo } from './types.js';
+
+export interface CloseOptions extends CallOptions {
+  /**
+   * Snapshot the workspace before releasing: `true` for a one-off snapshot, or the key (and
+   * compare-and-swap head) to add it to. The sandbox is released only once the snapshot is
+   * stored; when the snapshot fails, `close` throws and the sandbox keeps running.
+   */
+  snapshot?: boolean | CreateSnapshotOptions;
+}
 
 export class Sandbox implements SandboxDataPlane, AsyncDisposable {
   readonly id: string;
@@ -19,8 +30,9 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
   readonly commands: Commands;
   readonly files: Files;
   readonly archive: Archive;
+  readonly snapshots: SandboxSnapshots;
   private readonly transport: Transport;
-  private released: Promise<void> | undefined;
+  private released: Promise<SnapshotInfo | null> | undefined;
 
   /** @internal Made by `SandboxClient.create` and `SandboxClient.connect`. */
   constructor(api: Transport, info: Pick<SandboxInfo, 'id' | 'type'>) {
@@ -30,6 +42,7 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
     this.commands = new Commands(this.transport);
     this.files = new Files(this.transport);
     this.archive = new Archive(this.transport);
+    this.snapshots = new SandboxSnapshots(this.transport);
   }
 
   /**
@@ -64,10 +77,13 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
   }
 
   /**
-   * Releases the sandbox: the server destroys it, with its port and workspace. Idempotent: later
-   * calls, and a sandbox that is already gone, resolve without error.
+   * Releases the sandbox: the server destroys it, with its port and workspace. Resolves with the
+   * snapshot taken first when `snapshot` asked for one, else null. Idempotent: later calls resolve
+   * as the first one did (a `snapshot` they ask for is not taken), and without `snapshot` a
+   * sandbox that is already gone resolves null; with `snapshot` it throws NotFoundError, as
+   * nothing could be saved.
    */
-  close(options: CallOptions = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<SnapshotInfo | null> {
     this.released ??= this.release(options).catch((error: unknown) => {
       // A failed release may be tried again.
       this.released = undefined;
@@ -81,12 +97,29 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
     await this.close();
   }
 
-  private async release(options: CallOptions): Promise<void> {
+  private async release(options: CloseOptions): Promise<SnapshotInfo | null> {
+    const snapshot = options.snapshot === true ? {} : options.snapshot || undefined;
+    if (snapshot !== undefined) {
+      return this.transport.json<SnapshotInfo>({
+        method: 'DELETE',
+        path: '',
+        // In a query string an empty expectedHead stands for null: the key must have no snapshot yet.
+        query: {
+          snapshot: true,
+          key: snapshot.key,
+          expectedHead: snapshot.expectedHead === null ? '' : snapshot.expectedHead,
+        },
+        // A repeat after a lost answer could take a second snapshot.
+        retry: false,
+        ...callSpec(options, SNAPSHOT_TIMEOUT_MS),
+      });
+    }
     try {
       await this.transport.empty({ method: 'DELETE', path: '', ...callSpec(options) });
     } catch (error) {
-      if (error instanceof NotFoundError && error.code === 'SANDBOX_NOT_FOUND') return;
+      if (error instanceof NotFoundError && error.code === 'SANDBOX_NOT_FOUND') return null;
       throw error;
     }
+    return null;
   }
 }

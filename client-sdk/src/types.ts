@@ -43,6 +43,68 @@ export interface CreateSandboxOptions {
   idleTimeoutSeconds?: number;
   /** Hard time-to-live in seconds from the acquire; default the type's, else `SANDBOX_TTL` (0: none). */
   ttlSeconds?: number;
+  /**
+   * Hydrate the workspace from a snapshot before the sandbox is handed out. A restore that fails
+   * fails the create (UpstreamError RESTORE_FAILED, NotFoundError SNAPSHOT_NOT_FOUND) and leaves
+   * no sandbox behind.
+   */
+  restore?: RestoreOptions;
+}
+
+/** `restore` by snapshot id. */
+export interface RestoreFromSnapshot {
+  snapshotId: string;
+}
+
+/** `restore` by key: its latest snapshot (the key's head). */
+export interface RestoreFromKey {
+  key: string;
+  /** Start empty when the key has no snapshot yet, instead of failing with SNAPSHOT_NOT_FOUND. Default false. */
+  allowEmpty?: boolean;
+}
+
+export type RestoreOptions = RestoreFromSnapshot | RestoreFromKey;
+
+/** Where the server keeps snapshot bytes (its `FILE_SYSTEM`). */
+export type SnapshotBackend = 'local' | 'oss' | 'redis';
+
+/** A stored snapshot of a sandbox's workspace (a gzipped tar). */
+export interface SnapshotInfo {
+  /** A UUID. */
+  id: string;
+  /** The key whose line of versions it is on, or null for a one-off snapshot. */
+  key: string | null;
+  /** 1, 2, ... along its key's line; null without a key. */
+  version: number | null;
+  /** The sandbox it was taken from. */
+  sandboxId: string;
+  /** That sandbox's type. */
+  type: string;
+  /** Size of the stored archive, bytes. */
+  sizeBytes: number;
+  /** Lowercase hex sha256 of the stored archive; every restore checks it. */
+  sha256: string;
+  /** ISO 8601. */
+  createdAt: string;
+  backend: SnapshotBackend;
+}
+
+/** `POST /v1/sandboxes/:id/snapshots` body. */
+export interface CreateSnapshotOptions {
+  /** Add the snapshot to this key's line of versions as its new head; omitted: a one-off snapshot. */
+  key?: string;
+  /**
+   * Compare-and-swap on the key's head: the snapshot id the head must still be when this snapshot
+   * lands (null: the key must have no snapshot yet), else ConflictError SNAPSHOT_CONFLICT and
+   * nothing changes. Omitted: the head as the server reads it when the snapshot starts.
+   */
+  expectedHead?: string | null;
+}
+
+/** `GET /v1/snapshots` query. */
+export interface ListSnapshotsFilter {
+  /** Only this key's versions, newest first. */
+  key?: string;
 }
 
 /** `GET /v1/sandboxes` query. */
@@ -219,7 +281,30 @@ export const SCHEMA_FIELDS = {
     metadata: 'object?',
     idleTimeoutSeconds: 'integer?',
     ttlSeconds: 'integer?',
+    restore: 'object?',
   } satisfies FieldsOf<CreateSandboxOptions>,
+  RestoreFromSnapshot: {
+    snapshotId: 'string',
+  } satisfies FieldsOf<RestoreFromSnapshot>,
+  RestoreFromKey: {
+    key: 'string',
+    allowEmpty: 'boolean?',
+  } satisfies FieldsOf<RestoreFromKey>,
+  SnapshotInfo: {
+    id: 'string',
+    key: 'string|null',
+    version: 'integer|null',
+    sandboxId: 'string',
+    type: 'string',
+    sizeBytes: 'integer',
+    sha256: 'string',
+    createdAt: 'string',
+    backend: 'string',
+  } satisfies FieldsOf<SnapshotInfo>,
+  CreateSnapshotOptions: {
+    key: 'string?',
+    expectedHead: 'string|null?',
+  } satisfies FieldsOf<CreateSnapshotOptions>,
   KeepAliveOptions: {
     idleTimeoutSeconds: 'integer?',
   } satisfies FieldsOf<KeepAliveOptions>,

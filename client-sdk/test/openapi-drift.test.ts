@@ -18,6 +18,10 @@ const DEPLOYMENT_ID = 'sdk-openapi-test';
 const LOCATIONS: Record<SchemaName, Locator> = {
   SandboxInfo: { path: '/v1/sandboxes/{id}', method: 'get', part: 'response' },
   CreateSandboxOptions: { path: '/v1/sandboxes', method: 'post', part: 'request' },
+  RestoreFromSnapshot: { path: '/v1/sandboxes', method: 'post', part: 'request', within: ['restore', '|0'] },
+  RestoreFromKey: { path: '/v1/sandboxes', method: 'post', part: 'request', within: ['restore', '|1'] },
+  SnapshotInfo: { path: '/v1/snapshots/{id}', method: 'get', part: 'response' },
+  CreateSnapshotOptions: { path: '/v1/sandboxes/{id}/snapshots', method: 'post', part: 'request' },
   KeepAliveOptions: { path: '/v1/sandboxes/{id}/keepalive', method: 'post', part: 'request' },
   PoolInfo: { path: '/v1/pools', method: 'get', part: 'response', within: ['pools', '[]'] },
   PoolResizeRequest: { path: '/v1/pools/{type}', method: 'put', part: 'request' },
@@ -53,6 +57,10 @@ const ALSO_AT: Array<[SchemaName, Locator]> = [
   ],
   ['FileEntry', { path: '/v1/sandboxes/{id}/files/move', method: 'post', part: 'response' }],
   ['FileEntry', { path: '/v1/sandboxes/{id}/files/mkdir', method: 'post', part: 'response' }],
+  ['SnapshotInfo', { path: '/v1/sandboxes/{id}/snapshots', method: 'post', part: 'response' }],
+  ['SnapshotInfo', { path: '/v1/snapshots', method: 'get', part: 'response', within: ['snapshots', '[]'] }],
+  // DELETE /v1/sandboxes/{id}?snapshot=true answers the snapshot it took.
+  ['SnapshotInfo', { path: '/v1/sandboxes/{id}', method: 'delete', part: 'response' }],
 ];
 
 let server: ServerProcess;

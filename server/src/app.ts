@@ -1,23 +1,28 @@
 /**
- * Puts the server together: config -> type registry (+ extensions) -> deployer -> state store ->
- * manager -> HTTP. `startServer` returns once the port listens (pools fill in the background);
- * `stop` is the graceful shutdown: refuse new requests, let in-flight ones finish within
- * SHUTDOWN_GRACE_MS, stop background work, and with AUTO_CLEANUP destroy this deployment's sandboxes.
+ * Puts the server together: config -> type registry (+ extensions) -> deployer -> snapshot store ->
+ * state store -> manager (+ snapshot service) -> HTTP. `startServer` returns once the port listens
+ * (pools fill in the background); `stop` is the graceful shutdown: refuse new requests, let
+ * in-flight ones finish within SHUTDOWN_GRACE_MS, stop background work, and with AUTO_CLEANUP
+ * destroy this deployment's sandboxes.
  */
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import { createHttpApp } from './api/http-app.js';
 import { InFlightRequests } from './api/in-flight.js';
+import { Coordinator } from './cluster/coordinator.js';
 import type { Config } from './config/schema.js';
 import { createDeployer } from './deployers/create-deployer.js';
 import { messageOf } from './manager/errors.js';
 import { SandboxManager } from './manager/sandbox-manager.js';
 import { SandboxdClient } from './manager/sandboxd-client.js';
+import { SnapshotService } from './manager/snapshot-service.js';
 import { createLogger, type Logger, logLevelOf } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
 import { loadExtensions } from './sandbox-types/extensions.js';
 import { createRegistry } from './sandbox-types/registry.js';
-import { MemoryStateStore } from './state/memory.js';
+import { createSnapshotStore } from './snapshots/create-snapshot-store.js';
+import type { SnapshotStore } from './snapshots/snapshot-store.js';
+import { createStateStore } from './state/create-state-store.js';
 
 /** Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them. */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
@@ -49,10 +54,6 @@ export class StartupError extends Error {
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config } = options;
   const logger = options.logger ?? createLogger(logLevelOf(config));
-  if (config.REDIS_ENABLED) {
-    throw new StartupError('REDIS_ENABLED=true: the Redis state store is not available in this version yet');
-  }
-
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
   const deployer = createDeployer(config);
@@ -66,25 +67,53 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     );
   }
-  const store = new MemoryStateStore();
+  const snapshotStore = await openSnapshotStore(config, logger);
+  const { store, redis } = await createStateStore(config, { logger }).catch((err: unknown) => {
+    throw new StartupError(`the state store cannot be opened: ${messageOf(err)}`, { cause: err });
+  });
+  const coordinator = new Coordinator({ config, store, redis, logger });
   const metrics = new ServerMetrics();
   const sandboxd = new SandboxdClient();
-  const manager = new SandboxManager({ config, registry, deployer, store, sandboxd, metrics, logger });
+  const manager = new SandboxManager({
+    config,
+    registry,
+    deployer,
+    store,
+    sandboxd,
+    coordinator,
+    metrics,
+    logger,
+  });
   metrics.bindState({ pools: () => manager.pools(), countsByStatus: () => manager.countsByStatus() });
   try {
     await manager.start();
   } catch (err) {
     await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    await store.close();
+    await snapshotStore.close();
     throw new StartupError(messageOf(err), { cause: err });
   }
+  const snapshots = new SnapshotService({ manager, store: snapshotStore, metrics, logger });
 
   const inFlight = new InFlightRequests();
-  const app = createHttpApp({ config, manager, registry, store, deployer, metrics, logger, inFlight });
+  const app = createHttpApp({
+    config,
+    manager,
+    snapshots,
+    registry,
+    store,
+    deployer,
+    metrics,
+    logger,
+    inFlight,
+  });
   let server: ServerType;
   try {
     server = await listen(app.fetch, config);
   } catch (err) {
     await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    await store.close();
+    await snapshotStore.close();
     throw new StartupError(`cannot listen on ${config.HOST}:${config.PORT}: ${messageOf(err)}`, {
       cause: err,
     });
@@ -101,15 +130,18 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     'listening',
   );
   const filled = performance.now();
-  manager
-    .poolsSettled()
-    .then(async () => {
-      logger.info(
-        { pools: await manager.pools(), ms: Math.round(performance.now() - filled) },
-        'pools filled',
-      );
-    })
-    .catch(() => undefined);
+  // Only the leader fills pools; another replica would report a fill it had no part in.
+  if (coordinator.isLeader()) {
+    manager
+      .poolsSettled()
+      .then(async () => {
+        logger.info(
+          { pools: await manager.pools(), ms: Math.round(performance.now() - filled) },
+          'pools filled',
+        );
+      })
+      .catch(() => undefined);
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> => {
@@ -122,11 +154,24 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       await closeServer(server);
       await manager.stop({ cleanup: config.AUTO_CLEANUP });
       await store.close();
+      await snapshotStore.close();
       logger.info('stopped');
     })();
     return stopping;
   };
   return { url, port, logger, stop };
+}
+
+/** FILE_SYSTEM's snapshot store; bad settings or an unreachable Redis stop the start. */
+async function openSnapshotStore(config: Config, logger: Logger): Promise<SnapshotStore> {
+  try {
+    return await createSnapshotStore(config, { logger });
+  } catch (err) {
+    throw new StartupError(
+      `the snapshot store (FILE_SYSTEM=${config.FILE_SYSTEM}) cannot be opened: ${messageOf(err)}`,
+      { cause: err },
+    );
+  }
 }
 
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], config: Config): Promise<ServerType> {

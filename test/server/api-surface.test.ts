@@ -35,6 +35,10 @@ const EXPECTED_ROUTES = [
   'post /v1/sandboxes/{id}/files/mkdir',
   'get /v1/sandboxes/{id}/archive',
   'put /v1/sandboxes/{id}/archive',
+  'post /v1/sandboxes/{id}/snapshots',
+  'get /v1/snapshots',
+  'get /v1/snapshots/{id}',
+  'delete /v1/snapshots/{id}',
   'get /v1/pools',
   'put /v1/pools/{type}',
 ];
@@ -105,7 +109,7 @@ describe('metrics, OpenAPI and types', () => {
       properties: Record<string, unknown>;
     };
     expect(Object.keys(acquireBody.properties).sort()).toEqual(
-      ['env', 'idleTimeoutSeconds', 'metadata', 'sessionId', 'ttlSeconds', 'type'].sort(),
+      ['env', 'idleTimeoutSeconds', 'metadata', 'restore', 'sessionId', 'ttlSeconds', 'type'].sort(),
     );
     const info = acquire?.responses['201']?.content?.['application/json']?.schema as { properties: object };
     expect(Object.keys(info.properties)).toEqual(

@@ -21,6 +21,7 @@ export function sandboxRecord(overrides: Partial<SandboxRecord> = {}): SandboxRe
     lastActiveAt: 1_732_190_000_456,
     idleTimeoutSeconds: 300,
     expiresAt: null,
+    creator: 'replica-1',
     ...overrides,
   };
 }

@@ -179,6 +179,16 @@ export function describeStateStoreContract(
         expect(await store.claimWarm('base', 6)).toBeNull();
       });
 
+      it('refuses to pool an id whose record is gone, not warm or of another type', async () => {
+        const claimed = await stored({ status: 'claimed' });
+        const browser = await stored({ status: 'warm', type: 'browser' });
+        await store.pushWarm('base', claimed.id);
+        await store.pushWarm('base', browser.id);
+        await store.pushWarm('base', 'no-such-sandbox');
+        expect(await store.warmCount('base')).toBe(0);
+        expect(await store.claimWarm('base', 7)).toBeNull();
+      });
+
       it('removeWarm takes an id out of the pool without claiming or deleting it', async () => {
         const dead = await pooled();
         const alive = await pooled();
@@ -283,6 +293,15 @@ export function describeStateStoreContract(
         ];
         expect([...again].sort()).toEqual(freed);
         expect(await store.allocatePort(wide, 'late')).toBeNull();
+      });
+
+      it("records the port in its owner's record in the same step, when the owner is a record", async () => {
+        const record = await stored({ status: 'creating', hostPort: null });
+        const port = await store.allocatePort(range, record.id);
+        expect(port).not.toBeNull();
+        expect(await store.get(record.id)).toEqual({ ...record, hostPort: port });
+        expect(await store.allocatePort(range, 'no-such-record')).not.toBeNull();
+        expect(await store.get('no-such-record')).toBeNull();
       });
 
       it('serves a one-port range', async () => {

@@ -18,7 +18,10 @@ export interface Locator {
   method: 'get' | 'post' | 'put' | 'delete';
   /** The JSON request body, or the JSON body of the 2xx answer. */
   part: 'request' | 'response';
-  /** Property names (and `[]` for array items) leading from the body schema to the one compared. */
+  /**
+   * Property names, `[]` for array items and `|N` for the Nth member of a union (anyOf or oneOf),
+   * leading from the body schema to the one compared.
+   */
   within?: string[];
 }
 
@@ -47,7 +50,9 @@ export class OpenApiDocument {
       throw new Error(`${locator.method} ${locator.path} has no JSON ${locator.part} body`);
     let schema = this.deref(media.schema);
     for (const step of locator.within ?? []) {
-      schema = step === '[]' ? this.deref(schema.items) : this.deref(this.properties(schema)[step]);
+      if (step === '[]') schema = this.deref(schema.items);
+      else if (/^\|\d+$/.test(step)) schema = this.member(schema, Number(step.slice(1)));
+      else schema = this.deref(this.properties(schema)[step]);
     }
     return schema;
   }
@@ -71,6 +76,14 @@ export class OpenApiDocument {
     if (!isSchema(operation))
       throw new Error(`the OpenAPI document has no ${locator.method} ${locator.path}`);
     return operation;
+  }
+
+  private member(schema: JsonSchema, index: number): JsonSchema {
+    const members = schema.anyOf ?? schema.oneOf;
+    if (!Array.isArray(members) || index >= members.length) {
+      throw new Error(`the schema has no union member ${index}`);
+    }
+    return this.deref(members[index]);
   }
 
   private properties(schema: JsonSchema): Record<string, unknown> {

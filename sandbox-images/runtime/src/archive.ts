@@ -105,6 +105,9 @@ async function sendArchive(ctx: Context, res: ServerResponse, url: URL): Promise
   res.writeHead(200, { 'content-type': gzip === 'true' ? 'application/gzip' : 'application/x-tar' });
   const pack = tarPack();
   const sending = gzip === 'true' ? pipeline(pack, createGzip(), res) : pipeline(pack, res);
+  // The client may hang up while the tree is still being packed; until `await sending` below, that
+  // rejection has no handler, and an unhandled rejection would end sandboxd.
+  sending.catch(() => undefined);
   try {
     await packTree(pack, directory, '');
     pack.finalize();

@@ -5,6 +5,7 @@ import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deployers/deployer.js';
 import type { SandboxManager } from '../manager/sandbox-manager.js';
+import type { SnapshotService } from '../manager/snapshot-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
@@ -24,6 +25,7 @@ export type Handler = (c: AppContext) => Response | Promise<Response>;
 export interface ApiDeps {
   config: Config;
   manager: SandboxManager;
+  snapshots: SnapshotService;
   registry: SandboxTypeRegistry;
   store: StateStore;
   deployer: Deployer;

@@ -10,6 +10,7 @@ import { execHandlers } from './handlers/exec.js';
 import { fileHandlers } from './handlers/files.js';
 import { poolHandlers } from './handlers/pools.js';
 import { sandboxHandlers } from './handlers/sandboxes.js';
+import { snapshotHandlers } from './handlers/snapshots.js';
 import { systemHandlers } from './handlers/system.js';
 import type { Handlers } from './handlers/types.js';
 import { bearerAuth, requestScope, shutdownGate } from './middleware.js';
@@ -25,6 +26,7 @@ export function createHttpApp(deps: ApiDeps): Hono<AppEnv> {
     ...execHandlers(deps),
     ...fileHandlers(deps),
     ...archiveHandlers(deps),
+    ...snapshotHandlers(deps),
     ...poolHandlers(deps),
   };
   const methodsByPath = new Map<string, string[]>();

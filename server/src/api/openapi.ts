@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ERROR_CODES } from '../../../client-sdk/src/error-codes.js';
-import { type BodySpec, ROUTES, type RouteSpec } from './routes.js';
+import { type BodySpec, ROUTE_TAGS, ROUTES, type RouteSpec } from './routes.js';
 import { errorBodySchema } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -30,7 +30,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         `code is one of: ${Object.keys(ERROR_CODES).join(', ')}.`,
     },
     servers: [{ url: '/' }],
-    tags: ['system', 'sandboxes', 'exec', 'files', 'archive', 'pools'].map((name) => ({ name })),
+    tags: ROUTE_TAGS.map((name) => ({ name })),
     paths,
     components: {
       schemas: { ErrorBody: schemaOf(errorBodySchema, 'output') },

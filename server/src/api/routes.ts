@@ -26,15 +26,24 @@ import {
   poolStatusSchema,
   poolTypeParamsSchema,
   readySchema,
+  releaseQuerySchema,
   sandboxIdParamsSchema,
   sandboxInfoSchema,
   sandboxListQuerySchema,
   sandboxListSchema,
   sandboxTypeListSchema,
+  snapshotIdParamsSchema,
+  snapshotInfoSchema,
+  snapshotListQuerySchema,
+  snapshotListSchema,
+  snapshotRequestSchema,
   writeQuerySchema,
 } from './schemas.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
+
+/** The OpenAPI tags, in the order the document lists them. */
+export const ROUTE_TAGS = ['system', 'sandboxes', 'exec', 'files', 'archive', 'snapshots', 'pools'] as const;
 
 export interface BodySpec {
   contentType: string;
@@ -51,7 +60,7 @@ export interface RouteSpec {
   /** Hono syntax (`:id`); the OpenAPI builder writes `{id}`. */
   path: string;
   summary: string;
-  tag: 'system' | 'sandboxes' | 'exec' | 'files' | 'archive' | 'pools';
+  tag: (typeof ROUTE_TAGS)[number];
   /** false: answers without a bearer token even when BEARER_TOKEN is set. */
   auth: boolean;
   params?: z.ZodObject;
@@ -151,11 +160,16 @@ export const ROUTES = [
     operationId: 'releaseSandbox',
     method: 'delete',
     path: sandboxPath,
-    summary: 'Release: destroy the sandbox and free its port and workspace',
+    summary:
+      'Release: destroy the sandbox and free its port and workspace; with snapshot=true, snapshot the workspace first',
     tag: 'sandboxes',
     auth: true,
     params: sandboxParams,
-    responses: { 204: { description: 'Released' } },
+    query: releaseQuerySchema,
+    responses: {
+      200: { description: 'Snapshotted (snapshot=true), then released', content: json(snapshotInfoSchema) },
+      204: { description: 'Released' },
+    },
   },
   {
     operationId: 'keepaliveSandbox',
@@ -287,6 +301,48 @@ export const ROUTES = [
     query: archiveQuerySchema,
     body: tarBody,
     responses: { 200: { description: 'How many entries were written', content: json(archiveExtractSchema) } },
+  },
+  {
+    operationId: 'createSnapshot',
+    method: 'post',
+    path: `${sandboxPath}/snapshots`,
+    summary:
+      'Snapshot the workspace to the snapshot store (a gzipped tar, streamed); with a key, as its new head',
+    tag: 'snapshots',
+    auth: true,
+    params: sandboxParams,
+    body: { contentType: 'application/json', schema: snapshotRequestSchema, optional: true },
+    responses: { 201: { description: 'Stored', content: json(snapshotInfoSchema) } },
+  },
+  {
+    operationId: 'listSnapshots',
+    method: 'get',
+    path: '/v1/snapshots',
+    summary: "Snapshots, newest first; with key, that key's versions",
+    tag: 'snapshots',
+    auth: true,
+    query: snapshotListQuerySchema,
+    responses: { 200: { description: 'Snapshots', content: json(snapshotListSchema) } },
+  },
+  {
+    operationId: 'getSnapshot',
+    method: 'get',
+    path: '/v1/snapshots/:id',
+    summary: 'One snapshot',
+    tag: 'snapshots',
+    auth: true,
+    params: snapshotIdParamsSchema,
+    responses: { 200: { description: 'The snapshot', content: json(snapshotInfoSchema) } },
+  },
+  {
+    operationId: 'deleteSnapshot',
+    method: 'delete',
+    path: '/v1/snapshots/:id',
+    summary: "Delete a snapshot; deleting a key's head moves the head back to the previous version",
+    tag: 'snapshots',
+    auth: true,
+    params: snapshotIdParamsSchema,
+    responses: { 204: { description: 'Deleted' } },
   },
   {
     operationId: 'listPools',

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { initRequestSchema } from '../../../sandbox-images/runtime/src/protocol.js';
+import { snapshotIdSchema, snapshotKeySchema, snapshotRecordSchema } from '../snapshots/snapshot-store.js';
 
 export {
   archiveQuerySchema,
@@ -72,6 +73,23 @@ export const acquireRequestSchema = z.strictObject({
     .max(30 * DAY_SECONDS)
     .optional()
     .describe('Hard lifetime in seconds from the acquire, whatever the activity'),
+  restore: z
+    .union([
+      z.strictObject({ snapshotId: snapshotIdSchema.describe('The snapshot to restore') }),
+      z.strictObject({
+        key: snapshotKeySchema.describe("Restore the key's latest snapshot (its head)"),
+        allowEmpty: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Start empty when the key has no snapshot yet, instead of failing with SNAPSHOT_NOT_FOUND',
+          ),
+      }),
+    ])
+    .optional()
+    .describe(
+      'Hydrate the workspace from a snapshot before the sandbox is handed out; a failed restore fails the acquire',
+    ),
 });
 export type AcquireRequestBody = z.infer<typeof acquireRequestSchema>;
 
@@ -150,6 +168,63 @@ export const fileListSchema = z.object({ entries: z.array(fileEntrySchema) });
 export const archiveExtractSchema = z.object({
   entries: z.number().int().describe('Archive entries written into the directory'),
 });
+
+// ---- snapshots ----------------------------------------------------------------------------------
+
+export const snapshotIdParamsSchema = z.object({ id: snapshotIdSchema });
+
+export const snapshotInfoSchema = snapshotRecordSchema.describe(
+  "A stored workspace snapshot (a gzipped tar); `version` counts along its key's line",
+);
+
+export const snapshotListSchema = z.object({ snapshots: z.array(snapshotInfoSchema) });
+
+export const snapshotListQuerySchema = z.object({
+  key: snapshotKeySchema.optional().describe("Only this key's versions, newest first"),
+});
+
+const EXPECTED_HEAD =
+  "Compare-and-swap on the key's head: the snapshot id the head must still be when this snapshot lands " +
+  '(SNAPSHOT_CONFLICT otherwise); omitted: the head read when the snapshot starts';
+
+export const snapshotRequestSchema = z
+  .strictObject({
+    key: snapshotKeySchema
+      .optional()
+      .describe('Adds the snapshot to this key as its new head; omitted: a one-off snapshot'),
+    expectedHead: snapshotIdSchema
+      .nullable()
+      .optional()
+      .describe(`${EXPECTED_HEAD}; null: the key must have no snapshot yet`),
+  })
+  .refine((request) => request.expectedHead === undefined || request.key !== undefined, {
+    message: 'expectedHead needs a key',
+    path: ['expectedHead'],
+  });
+
+export const releaseQuerySchema = z
+  .object({
+    snapshot: z
+      .enum(['true', 'false'])
+      .default('false')
+      .describe('Snapshot the workspace first; when the snapshot fails the sandbox is not released'),
+    key: snapshotKeySchema.optional().describe('With snapshot=true: the key the snapshot is added to'),
+    expectedHead: z
+      .union([snapshotIdSchema, z.literal('')])
+      .optional()
+      .describe(`With snapshot=true and a key: ${EXPECTED_HEAD}; empty: the key must have no snapshot yet`),
+  })
+  .refine(
+    (query) => query.snapshot === 'true' || (query.key === undefined && query.expectedHead === undefined),
+    {
+      message: 'key and expectedHead need snapshot=true',
+      path: ['snapshot'],
+    },
+  )
+  .refine((query) => query.expectedHead === undefined || query.key !== undefined, {
+    message: 'expectedHead needs a key',
+    path: ['expectedHead'],
+  });
 
 // ---- pools and types ----------------------------------------------------------------------------
 

@@ -5,10 +5,14 @@
  * the server cannot start (Docker down, image missing, port taken), a second signal forces it out,
  * or an uncaught fault stops it.
  */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { StartupError, startServer } from '../app.js';
+import { runPrimary } from '../cluster/primary.js';
+import { followPrimary, workerLogger } from '../cluster/worker.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { messageOf } from '../manager/errors.js';
+import { createLogger, logLevelOf } from '../observability/logger.js';
 import { ExtensionLoadError } from '../sandbox-types/extensions.js';
 import { SandboxTypeDefinitionError, SandboxTypeNotFoundError } from '../sandbox-types/registry.js';
 
@@ -50,9 +54,38 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  let server: Awaited<ReturnType<typeof startServer>>;
+  const logger = workerLogger(createLogger(logLevelOf(config)));
+  if (config.WORKERS > 1 && cluster.isPrimary) {
+    // The workers run this same command line and take the branch below.
+    process.exit(await runPrimary({ workers: config.WORKERS, logger }));
+  }
+
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let stopRequested: string | undefined;
+  const shutDown = (reason: string): void => {
+    if (server === undefined) {
+      // Asked while still starting (a cluster worker): stop once started, cleaning up what it made.
+      stopRequested ??= reason;
+      return;
+    }
+    server.stop(reason).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const abandon = (reason: string): void => {
+    logger.warn({ reason }, 'exiting without cleanup');
+    process.exit(1);
+  };
+  // A cluster worker takes its shutdown from the primary (cluster/worker.ts), from the start.
+  const inCluster = followPrimary({ stop: shutDown, abandon });
+
+  let running: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ config, extensions: args.extension ?? [] });
+    running = await startServer({ config, extensions: args.extension ?? [], logger });
   } catch (err) {
     const badSetup =
       err instanceof ExtensionLoadError ||
@@ -61,30 +94,25 @@ async function main(): Promise<void> {
     if (badSetup || err instanceof StartupError) fail(badSetup ? 2 : 1, oneLine(messageOf(err)));
     throw err;
   }
+  server = running;
+  if (stopRequested !== undefined) shutDown(stopRequested);
 
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      server.logger.warn({ signal }, 'second signal: exiting without cleanup');
-      process.exit(1);
-    }
-    server.stop(signal).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        server.logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (!inCluster) {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) abandon(`second signal (${signal})`);
+      else shutDown(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
 
   // A fault nothing caught: the process state is suspect, so stop (cleaning up what it can) and exit 1.
   const onFatal = (err: unknown): void => {
-    server.logger.fatal({ err }, 'uncaught fault; stopping');
+    logger.fatal({ err }, 'uncaught fault; stopping');
     setTimeout(() => process.exit(1), FATAL_STOP_TIMEOUT_MS).unref();
-    server.stop('fatal error').finally(() => process.exit(1));
+    running.stop('fatal error').finally(() => process.exit(1));
   };
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);

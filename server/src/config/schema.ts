@@ -141,6 +141,11 @@ export const configSchema = z
     SANDBOX_TTL: z.coerce.number().int().min(0).default(0),
     /** How often the reaper, refiller and reconciler run, milliseconds. */
     MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(50).default(2000),
+    /**
+     * With Redis: TTL of the leader lease (renewed every third of it) and of each replica's
+     * heartbeat. A dead leader is replaced, and a dead worker's half-made sandboxes cleared, within it.
+     */
+    LEADER_LEASE_MS: z.coerce.number().int().min(300).default(6000),
     /** Bodies of raw file and archive uploads, bytes. */
     MAX_UPLOAD_BYTES: z.coerce
       .number()

@@ -3,7 +3,12 @@
  * maintenance tick and (through `kickSoon`) shortly after every claim. Creates run in the background, at most
  * POOL_FILL_CONCURRENCY at once across all types; each finished create kicks again, so a large
  * deficit drains continuously rather than tick by tick. A type whose creates fail backs off.
+ *
+ * Only the deployment's leader fills (and shrinks) pools, so replicas never race each other into
+ * overfilling one; a replica that loses leadership starts no further creates, and the ones it has
+ * under way count for the new leader as 'creating' records.
  */
+import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import { detached, type Logger } from '../observability/logger.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
@@ -32,6 +37,7 @@ export interface PoolRefillerDeps {
   registry: SandboxTypeRegistry;
   store: StateStore;
   provisioner: Provisioner;
+  coordinator: Pick<Coordinator, 'isLeader'>;
   logger: Logger;
 }
 
@@ -111,7 +117,7 @@ export class PoolRefiller {
 
   private async fill(): Promise<void> {
     for (const type of this.deps.registry.list()) {
-      if (this.stopped || this.capacityBlocked) return;
+      if (this.stopped || this.capacityBlocked || !this.deps.coordinator.isLeader()) return;
       const backoff = this.backoff.get(type.name);
       if (backoff && backoff.until > Date.now()) continue;
       await this.fillType(type);
@@ -129,6 +135,8 @@ export class PoolRefiller {
     // Other workers' creates count too (their records are in the store); ours may not be stored yet.
     const elsewhere = creating.filter((r) => r.fromPool && !local.has(r.id)).length;
     const deficit = target - warm - elsewhere - local.size;
+    // Leadership may have passed while the counts were read.
+    if (!this.deps.coordinator.isLeader()) return;
     if (deficit < 0 && local.size === 0) {
       await this.shrink(type, Math.min(warm, -deficit));
       return;

@@ -1,12 +1,15 @@
 /**
  * Creates and destroys sandboxes with their resources: an instance slot, a host port, a workspace
- * directory and the container. The record is stored first and updated after each step, so whoever
- * destroys it (a failed create, a release, the reaper, shutdown, another worker's reconciler) knows
- * everything there is to give back. Destroying is idempotent.
+ * directory and the container. The record is stored first, naming its creator and its workspace
+ * directory, and every later step is recorded no later than it takes effect (the port allocator
+ * writes the port into the record itself), so whoever destroys it (a failed create, a release, the
+ * reaper, shutdown, another worker's reconciler after this process died) knows everything there
+ * is to give back. Destroying is idempotent.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import { deploymentIdOf } from '../config/schema.js';
 import type { DeployedSandbox, Deployer } from '../deployers/deployer.js';
@@ -32,6 +35,7 @@ export interface ProvisionerDeps {
   deployer: Deployer;
   store: StateStore;
   sandboxd: SandboxdClient;
+  coordinator: Pick<Coordinator, 'replicaId'>;
   metrics: ServerMetrics;
   logger: Logger;
 }
@@ -68,13 +72,7 @@ export class Provisioner {
   async create(type: SandboxType, options: CreateOptions): Promise<SandboxRecord> {
     const { config, store } = this.deps;
     const id = options.id ?? newSandboxId();
-    if (!(await store.reserveInstance(id, config.MAX_SANDBOX_INSTANCES))) {
-      throw new ServiceError(
-        'CAPACITY_EXCEEDED',
-        `all ${config.MAX_SANDBOX_INSTANCES} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
-        { maxInstances: config.MAX_SANDBOX_INSTANCES },
-      );
-    }
+    const mountDir = join(this.mountRoot, id);
     const started = performance.now();
     const now = Date.now();
     let record: SandboxRecord = {
@@ -85,7 +83,7 @@ export class Provisioner {
       handle: '',
       endpoint: null,
       hostPort: null,
-      mountDir: null,
+      mountDir,
       token: randomBytes(32).toString('base64url'),
       sessionId: null,
       metadata: {},
@@ -95,42 +93,56 @@ export class Provisioner {
       lastActiveAt: now,
       idleTimeoutSeconds: type.timeouts.idleSeconds ?? config.HEARTBEAT_TIMEOUT,
       expiresAt: null,
+      creator: this.deps.coordinator.replicaId,
     };
     this.creating.add(id);
     try {
-      await store.put(record);
-      record = await this.stillCreating(id, { mountDir: await this.makeMountDir(id) });
-      const deployed = await this.deploy(record, type, options.pooled);
-      record = await this.stillCreating(id, {
-        handle: deployed.handle,
-        endpoint: deployed.endpoint,
-      });
-      await waitForSandboxd(deployed.endpoint, {
-        timeoutMs: type.timeouts.readyMs,
-        signal: options.signal,
-      });
-      this.deps.metrics.createDuration.observe(
-        { type: type.name, pooled: String(options.pooled) },
-        (performance.now() - started) / 1000,
-      );
-      return record;
-    } catch (err) {
-      // Give back everything acquired so far: what the store knows, and what a step held when the
-      // record vanished under it.
-      const stored = await store.get(id).catch(() => null);
-      const pending = err instanceof SandboxGoneError ? err.pending : {};
-      await this.destroy({ ...record, ...stored, ...pending }, 'create-failed');
-      throw asCreateError(err, type, this.deps.registry.imageFor(type));
+      await this.recordAndReserve(record);
+      try {
+        await this.makeMountDir(mountDir);
+        const deployed = await this.deploy(record, type, options.pooled);
+        record = await this.stillCreating(id, {
+          handle: deployed.handle,
+          endpoint: deployed.endpoint,
+        });
+        await waitForSandboxd(deployed.endpoint, {
+          timeoutMs: type.timeouts.readyMs,
+          signal: options.signal,
+        });
+        this.deps.metrics.createDuration.observe(
+          { type: type.name, pooled: String(options.pooled) },
+          (performance.now() - started) / 1000,
+        );
+        return record;
+      } catch (err) {
+        // Give back everything acquired so far: what the store knows, and what a step held when the
+        // record vanished under it.
+        const stored = await store.get(id).catch(() => null);
+        const pending = err instanceof SandboxGoneError ? err.pending : {};
+        await this.destroy({ ...record, ...stored, ...pending }, 'create-failed');
+        throw asCreateError(err, type, this.deps.registry.imageFor(type));
+      }
     } finally {
       this.creating.delete(id);
     }
   }
 
-  /** Gives back everything the sandbox holds; safe to call twice and on half-created records. */
+  /**
+   * Gives back everything the sandbox holds; safe to call twice and on half-created records. The
+   * container and directory go even when the state store cannot be reached; the store's part (the
+   * record, port and slot) is then left to the reconciler, and the store's error is thrown.
+   */
   async destroy(record: SandboxRecord, reason: string): Promise<void> {
     const { store, deployer, sandboxd, logger } = this.deps;
-    await store.update(record.id, { status: 'releasing' });
-    if (record.status === 'warm') await store.removeWarm(record.type, record.id);
+    let storeError: unknown;
+    const inStore = async (step: () => Promise<unknown>): Promise<void> => {
+      if (storeError !== undefined) return;
+      await step().catch((err: unknown) => {
+        storeError = err;
+      });
+    };
+    await inStore(() => store.update(record.id, { status: 'releasing' }));
+    if (record.status === 'warm') await inStore(() => store.removeWarm(record.type, record.id));
     sandboxd.forget(record.id);
     const problems: string[] = [];
     if (record.handle) {
@@ -139,15 +151,23 @@ export class Provisioner {
         .destroy(record.handle)
         .catch((err: unknown) => problems.push(`container: ${messageOf(err)}`));
     }
-    if (record.hostPort !== null) await store.releasePort(record.hostPort, record.id);
+    const hostPort = record.hostPort;
+    if (hostPort !== null) await inStore(() => store.releasePort(hostPort, record.id));
     if (record.mountDir !== null) {
       await rm(record.mountDir, { recursive: true, force: true }).catch((err: unknown) =>
         problems.push(`mount dir: ${messageOf(err)}`),
       );
     }
-    await store.releaseInstance(record.id);
-    await store.delete(record.id);
+    await inStore(() => store.releaseInstance(record.id));
+    await inStore(() => store.delete(record.id));
     const fields = { sandboxId: record.id, type: record.type, reason };
+    if (storeError !== undefined) {
+      logger.warn(
+        { ...fields, problems, err: messageOf(storeError) },
+        'sandbox destroyed, but the state store is unreachable; the reconciler finishes its record',
+      );
+      throw storeError;
+    }
     if (problems.length > 0) logger.warn({ ...fields, problems }, 'sandbox destroyed with leftovers');
     else logger.info(fields, 'sandbox destroyed');
   }
@@ -188,8 +208,23 @@ export class Provisioner {
     return updated;
   }
 
-  private async makeMountDir(id: string): Promise<string> {
-    const dir = join(this.mountRoot, id);
+  /**
+   * Stores the record, then takes an instance slot for it: in this order a process dying between
+   * the two leaves a record (which the reconciler finishes), never a slot no record names.
+   */
+  private async recordAndReserve(record: SandboxRecord): Promise<void> {
+    const { config, store } = this.deps;
+    await store.put(record);
+    if (await store.reserveInstance(record.id, config.MAX_SANDBOX_INSTANCES)) return;
+    await store.delete(record.id);
+    throw new ServiceError(
+      'CAPACITY_EXCEEDED',
+      `all ${config.MAX_SANDBOX_INSTANCES} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
+      { maxInstances: config.MAX_SANDBOX_INSTANCES },
+    );
+  }
+
+  private async makeMountDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o755 });
     try {
       await chown(dir, SANDBOX_UID, SANDBOX_GID);
@@ -204,7 +239,6 @@ export class Provisioner {
       }
       await chmod(dir, 0o777);
     }
-    return dir;
   }
 
   /** deployer.create with a host port from the allocator, retried on ports taken outside it. */
@@ -213,7 +247,8 @@ export class Provisioner {
     for (let attempt = 1; ; attempt++) {
       const hostPort = this.needsHostPort(type) ? await this.allocatePort(record.id) : null;
       try {
-        // Recorded before the container exists: if this process dies now, the reconciler frees it.
+        // The allocator recorded the port already; this checks that the record is still being
+        // created (a shutdown or reaper may have destroyed it meanwhile).
         if (hostPort !== null) await this.stillCreating(record.id, { hostPort });
         const sandbox = await deployer.create({
           sandboxId: record.id,

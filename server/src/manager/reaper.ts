@@ -28,22 +28,24 @@ export class Reaper {
     },
   ) {}
 
-  async run(now = Date.now()): Promise<void> {
+  /** `signal`: the leader's term; once it ends, no further sandbox is reaped by this pass. */
+  async run(options: { signal?: AbortSignal; now?: number } = {}): Promise<void> {
     const { store, provisioner } = this.deps;
+    const now = options.now ?? Date.now();
     const claimed = await store.list({ status: 'claimed' });
     const due = claimed.filter(
       (r) => r.deploymentId === provisioner.deploymentId && reapReason(r, now) !== null,
     );
-    await Promise.all(due.map((record) => this.reap(record.id)));
+    await Promise.all(due.map((record) => this.reap(record.id, options.signal)));
   }
 
-  private async reap(id: string): Promise<void> {
+  private async reap(id: string, signal: AbortSignal | undefined): Promise<void> {
     const { store, provisioner, metrics, logger } = this.deps;
     try {
       // Read again: a call may have touched it since the list was taken.
       const record = await store.get(id);
       const reason = record ? reapReason(record, Date.now()) : null;
-      if (!record || !reason) return;
+      if (!record || !reason || signal?.aborted) return;
       await provisioner.destroy(record, reason);
       metrics.reapedTotal.inc({ reason });
     } catch (err) {

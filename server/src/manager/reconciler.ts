@@ -3,12 +3,18 @@
  * (leftovers of a crashed run, or of a create whose process died) are destroyed; records whose
  * container died or vanished are destroyed with what they hold (a warm one leaves the pool, the
  * refiller replaces it); 'creating' records nobody is working on any more, and releases that
- * stopped half-way, are finished.
+ * stopped half-way, are finished, their containers with them; warm records that a process died
+ * before pooling are pooled.
+ *
+ * A create is abandoned when its creator is no longer a live replica (it died mid-create; its
+ * heartbeat has run out, so within LEADER_LEASE_MS), or, whoever made it, when it outlives its
+ * type's ready timeout by a wide margin (a create that failed and could not clean up after itself).
  *
  * Order matters, because creates and releases go on meanwhile: records are read before the
  * container list (a record already warm or claimed then had its container, so a missing one is
  * dead) and again after it (a container whose record appeared in between is not an orphan).
  */
+import type { Coordinator } from '../cluster/coordinator.js';
 import type { Deployer } from '../deployers/deployer.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
@@ -31,40 +37,51 @@ export class Reconciler {
       deployer: Deployer;
       provisioner: Provisioner;
       registry: SandboxTypeRegistry;
+      coordinator: Pick<Coordinator, 'liveReplicas' | 'replicaTtlMs'>;
       metrics: ServerMetrics;
       logger: Logger;
     },
   ) {}
 
-  async run(now = Date.now()): Promise<void> {
-    const { deployer, provisioner } = this.deps;
+  /** `signal`: the leader's term; a pass whose term ended while it looked destroys nothing. */
+  async run(options: { signal?: AbortSignal; now?: number } = {}): Promise<void> {
+    const { deployer, provisioner, coordinator } = this.deps;
+    const now = options.now ?? Date.now();
     const before = await this.records();
     const containers = await deployer.list(provisioner.deploymentId);
     const after = new Map((await this.records()).map((r) => [r.id, r]));
+    const live = await coordinator.liveReplicas();
     const running = new Set(containers.filter((c) => c.running).map((c) => c.sandboxId));
 
-    const work: Promise<void>[] = [];
-    for (const container of containers) {
-      if (container.sandboxId !== undefined && after.has(container.sandboxId)) continue;
-      work.push(this.destroyOrphan(container.handle, container.sandboxId));
-    }
+    const work: Array<() => Promise<void>> = [];
+    const doomed = new Set<string>();
     const releasing = new Set<string>();
     for (const record of before) {
       const current = after.get(record.id);
       if (!current) continue;
       if ((record.status === 'warm' || record.status === 'claimed') && !running.has(record.id)) {
-        work.push(this.destroyRecord(current, 'container-gone'));
-      } else if (record.status === 'creating' && this.abandoned(record, now)) {
-        work.push(this.destroyRecord(current, 'create-abandoned'));
+        work.push(() => this.destroyRecord(current, 'container-gone'));
+      } else if (record.status === 'creating' && this.abandoned(current, now, live)) {
+        // Its container may exist without the record knowing it yet (the creator died after
+        // starting it): it goes with the record, below.
+        doomed.add(record.id);
+        work.push(() => this.destroyRecord(current, 'create-abandoned'));
       } else if (current.status === 'releasing') {
         // Still releasing a whole pass later: that destroy failed half-way; finish it.
         if (this.releasingLastPass.has(record.id))
-          work.push(this.destroyRecord(current, 'release-unfinished'));
+          work.push(() => this.destroyRecord(current, 'release-unfinished'));
         else releasing.add(record.id);
       }
     }
+    for (const container of containers) {
+      const id = container.sandboxId;
+      if (id !== undefined && after.has(id) && !doomed.has(id)) continue;
+      work.push(() => this.destroyOrphan(container.handle, id));
+    }
     this.releasingLastPass = releasing;
-    await Promise.all(work);
+    if (options.signal?.aborted) return;
+    await Promise.all(work.map((step) => step()));
+    if (!options.signal?.aborted) await this.poolStrays([...after.values()]);
   }
 
   private async records(): Promise<SandboxRecord[]> {
@@ -72,10 +89,32 @@ export class Reconciler {
     return all.filter((r) => r.deploymentId === this.deps.provisioner.deploymentId);
   }
 
-  private abandoned(record: SandboxRecord, now: number): boolean {
+  private abandoned(record: SandboxRecord, now: number, live: Set<string>): boolean {
     if (this.deps.provisioner.isCreatingHere(record.id)) return false;
+    const age = now - record.createdAt;
+    // Older than a heartbeat TTL, so a creator that is alive has had time to say so.
+    if (record.creator !== null && !live.has(record.creator) && age > this.deps.coordinator.replicaTtlMs) {
+      return true;
+    }
     const readyMs = this.deps.registry.get(record.type)?.timeouts.readyMs ?? DEFAULT_READY_MS;
-    return now - record.createdAt > readyMs + ABANDONED_CREATE_GRACE_MS;
+    return age > readyMs + ABANDONED_CREATE_GRACE_MS;
+  }
+
+  /**
+   * A process that died between marking a sandbox warm and pooling it leaves a warm sandbox no
+   * claim can reach. When a type's pool is shorter than its warm records, they are all pooled again
+   * (pushing a pooled id only moves it to the back; a record no longer warm is refused).
+   */
+  private async poolStrays(records: SandboxRecord[]): Promise<void> {
+    const { store } = this.deps;
+    const warmByType = new Map<string, string[]>();
+    for (const record of records.filter((r) => r.status === 'warm')) {
+      warmByType.set(record.type, [...(warmByType.get(record.type) ?? []), record.id]);
+    }
+    for (const [type, ids] of warmByType) {
+      if ((await store.warmCount(type)) >= ids.length) continue;
+      for (const id of ids) await store.pushWarm(type, id);
+    }
   }
 
   private async destroyOrphan(handle: string, sandboxId: string | undefined): Promise<void> {

@@ -10,8 +10,9 @@
  *      over the type's, then record token, session, metadata and timeouts;
  *   3. if binding fails, destroy that sandbox and try another (a few times at most).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deployers/deployer.js';
 import { detached, type Logger } from '../observability/logger.js';
@@ -41,14 +42,16 @@ export interface SandboxManagerDeps {
   deployer: Deployer;
   store: StateStore;
   sandboxd: SandboxdClient;
+  /** This replica among the deployment's others: leadership, liveness, refill requests. */
+  coordinator: Coordinator;
   metrics: ServerMetrics;
   logger: Logger;
 }
 
 /** Sandboxes tried per acquire when binding fails (a dead warm container, a refused /init). */
 const BIND_ATTEMPTS = 3;
-/** Lease that makes one worker run the maintenance tick when several share a store. */
-const MAINTENANCE_LEASE = 'maintenance';
+/** A keep-alive agent to a sandbox this worker has not called for this long is dropped. */
+const AGENT_IDLE_MS = 60_000;
 /** How often a sandbox busy with a long call is touched: well inside any idle timeout. */
 const MAX_HEARTBEAT_MS = 10_000;
 const MIN_HEARTBEAT_MS = 250;
@@ -60,7 +63,6 @@ export class SandboxManager {
   private readonly refiller: PoolRefiller;
   private readonly reaper: Reaper;
   private readonly reconciler: Reconciler;
-  private readonly workerId = randomUUID();
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRun: Promise<void> | undefined;
   private stopping = false;
@@ -99,9 +101,18 @@ export class SandboxManager {
       }
     }
     await this.reconciler.run();
-    this.refiller.kick();
+    const { coordinator } = this.deps;
+    await coordinator.start({
+      onLeaderChange: (leader) => {
+        if (leader) this.refiller.kick({ tick: true });
+      },
+      onRefillRequest: () => this.refiller.kickSoon(),
+    });
     this.scheduleMaintenance();
-    logger.info({ deploymentId: this.deploymentId, workerId: this.workerId }, 'sandbox manager started');
+    logger.info(
+      { deploymentId: this.deploymentId, replicaId: coordinator.replicaId, leader: coordinator.isLeader() },
+      'sandbox manager started',
+    );
   }
 
   /** Resolves when the pool creates under way have settled (used to log the initial fill). */
@@ -117,7 +128,7 @@ export class SandboxManager {
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       const claimed = await store.claimWarm(type.name, Date.now());
-      if (claimed) this.refiller.kickSoon();
+      if (claimed) this.deps.coordinator.requestRefill();
       const record = claimed ?? (await this.provisioner.create(type, { pooled: false }));
       const fromPool = claimed !== null;
       try {
@@ -203,7 +214,7 @@ export class SandboxManager {
   async resizePool(typeName: string, size: number): Promise<PoolStatus> {
     const type = this.deps.registry.require(typeName);
     await this.deps.store.setPoolTarget(type.name, size);
-    this.refiller.kick();
+    this.deps.coordinator.requestRefill();
     this.deps.logger.info({ type: type.name, size }, 'pool target changed');
     return this.refiller.status(type);
   }
@@ -217,18 +228,27 @@ export class SandboxManager {
   }
 
   /**
-   * Stops background work (pool creates under way are cut short and cleaned up) and, with
-   * `cleanup`, destroys every sandbox of this deployment, pool included, and any container that
-   * still carries its labels.
+   * Stops background work (pool creates under way are cut short and cleaned up), hands leadership
+   * over and leaves the deployment's live replicas. With `cleanup`, the last replica to leave
+   * destroys every sandbox of this deployment, pool included, and any container that still
+   * carries its labels; one that leaves others running leaves the sandboxes to them.
    */
   async stop(options: { cleanup: boolean }): Promise<void> {
-    const { store, deployer, sandboxd, logger } = this.deps;
+    const { store, deployer, sandboxd, coordinator, logger } = this.deps;
     this.stopping = true;
     clearTimeout(this.maintenanceTimer);
     await this.maintenanceRun;
     await this.refiller.stop();
-    await store.releaseLease(MAINTENANCE_LEASE, this.workerId).catch(() => undefined);
-    if (options.cleanup) {
+    const othersAlive = await coordinator.leave();
+    if (options.cleanup && othersAlive !== 0) {
+      logger.info(
+        { othersAlive },
+        othersAlive === null
+          ? 'the state store cannot say whether other replicas serve this deployment; leaving its sandboxes'
+          : 'other replicas still serve this deployment; leaving its sandboxes to them',
+      );
+    }
+    if (options.cleanup && othersAlive === 0) {
       const records = (await store.list()).filter((r) => r.deploymentId === this.deploymentId);
       await forEachLimited(records, CLEANUP_CONCURRENCY, (record) =>
         this.provisioner
@@ -325,16 +345,19 @@ export class SandboxManager {
     this.maintenanceTimer.unref();
   }
 
-  /** One tick: reap, reconcile, refill; only on the worker holding the maintenance lease. */
+  /**
+   * One tick: every worker drops its idle sandboxd connections; the leader alone reaps, reconciles
+   * and refills, and stops part-way if its term ends meanwhile.
+   */
   private async maintain(): Promise<void> {
-    const { store, config, logger } = this.deps;
+    const { coordinator, sandboxd, logger } = this.deps;
+    sandboxd.sweepIdle(AGENT_IDLE_MS);
+    if (this.stopping || !coordinator.isLeader()) return;
+    const signal = coordinator.leaderSignal();
     try {
-      const leaseMs = Math.max(config.MAINTENANCE_INTERVAL_MS * 3, 5000);
-      if (!(await store.acquireLease(MAINTENANCE_LEASE, this.workerId, leaseMs))) return;
-      if (this.stopping) return;
-      await this.reaper.run();
-      await this.reconciler.run();
-      this.refiller.kick({ tick: true });
+      await this.reaper.run({ signal });
+      if (!signal.aborted) await this.reconciler.run({ signal });
+      if (!signal.aborted) this.refiller.kick({ tick: true });
     } catch (err) {
       logger.error({ err: messageOf(err) }, 'maintenance tick failed');
     }

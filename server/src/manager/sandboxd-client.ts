@@ -2,7 +2,8 @@
  * Talks HTTP to the sandboxd inside each sandbox: the /init that binds a claimed sandbox to its
  * caller, and the streaming forward of data-plane calls (exec, files, archive). Each sandbox gets
  * its own keep-alive agent, dropped when the sandbox goes, so a socket to a destroyed sandbox is
- * never reused for a new one that got the same host port.
+ * never reused for a new one that got the same host port. A sandbox another worker destroys is not
+ * forgotten here, so agents left unused for a while are swept as well.
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -37,7 +38,7 @@ const INIT_TIMEOUT_MS = 10_000;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export class SandboxdClient {
-  private readonly agents = new Map<string, Agent>();
+  private readonly agents = new Map<string, { agent: Agent; lastUsed: number }>();
 
   /** Replaces the boot token with the caller's and sets the caller's env (POST /init). */
   async init(target: SandboxdTarget, body: InitRequest): Promise<void> {
@@ -84,13 +85,21 @@ export class SandboxdClient {
 
   /** Closes the sandbox's connections; call when the sandbox is destroyed. */
   forget(sandboxId: string): void {
-    this.agents.get(sandboxId)?.destroy();
+    this.agents.get(sandboxId)?.agent.destroy();
     this.agents.delete(sandboxId);
+  }
+
+  /** Drops the agents of sandboxes not called for `idleMs` and with no request under way. */
+  sweepIdle(idleMs: number, now = Date.now()): void {
+    for (const [sandboxId, { agent, lastUsed }] of this.agents) {
+      const busy = Object.keys(agent.sockets).length > 0 || Object.keys(agent.requests).length > 0;
+      if (!busy && now - lastUsed >= idleMs) this.forget(sandboxId);
+    }
   }
 
   /** Closes every connection (shutdown). */
   close(): void {
-    for (const agent of this.agents.values()) agent.destroy();
+    for (const { agent } of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
 
@@ -135,11 +144,13 @@ export class SandboxdClient {
   }
 
   private agentFor(sandboxId: string): Agent {
-    let agent = this.agents.get(sandboxId);
-    if (!agent) {
-      agent = new Agent({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
-      this.agents.set(sandboxId, agent);
+    const entry = this.agents.get(sandboxId);
+    if (entry) {
+      entry.lastUsed = Date.now();
+      return entry.agent;
     }
+    const agent = new Agent({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
+    this.agents.set(sandboxId, { agent, lastUsed: Date.now() });
     return agent;
   }
 }

@@ -22,6 +22,8 @@ export interface StateGaugeSource {
 const PREFIX = 'runtime_sandbox_';
 /** From a pool hit (a few ms) to a cold create (seconds). */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** From an empty workspace (tens of ms) to gigabytes over a slow bucket (minutes). */
+const SNAPSHOT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -76,6 +78,28 @@ export class ServerMetrics {
     help: 'HTTP requests by method, matched route and status',
     labelNames: ['method', 'route', 'status'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly snapshotsTotal = new Counter({
+    name: `${PREFIX}snapshot_operations_total`,
+    help: 'Snapshots taken and restored, by operation (snapshot or restore) and outcome (ok or the error code)',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotBytes = new Counter({
+    name: `${PREFIX}snapshot_bytes_total`,
+    help: 'Compressed workspace bytes written by snapshots and read by restores that succeeded, by operation',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotDuration = new Histogram({
+    name: `${PREFIX}snapshot_duration_seconds`,
+    help: 'Time to take or restore a snapshot, by operation and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: SNAPSHOT_BUCKETS,
     registers: [this.registry],
   });
 

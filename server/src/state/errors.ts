@@ -10,3 +10,19 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/**
+ * Runs one exchange with Redis, turning any Redis or connection failure into StoreUnavailableError
+ * naming the operation. Decoding belongs outside: a malformed value is a data fault, not an
+ * unavailable store.
+ */
+export async function redisExchange<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new StoreUnavailableError(`state store (Redis) failed on ${operation}: ${reason}`, {
+      cause: err,
+    });
+  }
+}

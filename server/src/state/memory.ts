@@ -52,6 +52,8 @@ export class MemoryStateStore implements StateStore {
   }
 
   async pushWarm(type: string, id: string): Promise<void> {
+    const record = this.records.get(id);
+    if (record?.status !== 'warm' || record.type !== type) return;
     const pool = this.poolOf(type);
     if (!pool.includes(id)) pool.push(id);
   }
@@ -110,6 +112,8 @@ export class MemoryStateStore implements StateStore {
       if (this.ports.has(port)) continue;
       this.ports.set(port, owner);
       this.nextPort = port === range.end ? range.start : port + 1;
+      const record = this.records.get(owner);
+      if (record) this.records.set(owner, { ...record, hostPort: port });
       return port;
     }
     return null;

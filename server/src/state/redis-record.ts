@@ -25,6 +25,7 @@ const sandboxRecordSchema = z.object({
   lastActiveAt: z.number(),
   idleTimeoutSeconds: z.number(),
   expiresAt: z.number().nullable(),
+  creator: z.string().nullable(),
 }) satisfies z.ZodType<SandboxRecord>;
 
 /** `field, json, field, json...` for HSET; undefined properties are left out. */

@@ -184,7 +184,8 @@ return 1
 `);
 
 /**
- * KEYS: taken ports, cursor. ARGV: start, end, owner. Taken ports are a sorted set scored by port
+ * KEYS: taken ports, cursor, the owner's record. ARGV: start, end, owner. When the record exists its
+ * hostPort is set to the port handed out, in the same step. Taken ports are a sorted set scored by port
  * with members `<port>:<owner>`. ZCOUNT says whether a span still has a free port (fewer taken
  * than its width), so halving the span finds the lowest free one in O(log range) counts: no list of
  * free ports is kept and no port is probed one by one, even on a nearly full range. The search
@@ -213,6 +214,7 @@ local port = lowestFree(cursor, last) or lowestFree(first, cursor - 1)
 if not port then return nil end
 redis.call('ZADD', KEYS[1], port, port .. ':' .. ARGV[3])
 redis.call('SET', KEYS[2], port + 1)
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'hostPort', port) end
 return port
 `);
 

@@ -23,7 +23,7 @@
  * different Docker hosts that share a Redis may pass their own `portsKey`.
  */
 import type { Redis } from 'ioredis';
-import { StoreUnavailableError } from './errors.js';
+import { redisExchange } from './errors.js';
 import { decodeRecord, encodeFields } from './redis-record.js';
 import {
   ACQUIRE_LEASE,
@@ -157,7 +157,7 @@ export class RedisStateStore implements StateStore {
     return this.call('allocatePort', async () => {
       const port = await ALLOCATE_PORT.run(
         this.redis,
-        [this.portsKey, `${this.portsKey}:cursor`],
+        [this.portsKey, `${this.portsKey}:cursor`, this.recordKey(owner)],
         [range.start, range.end, owner],
       );
       return typeof port === 'number' ? port : null;
@@ -225,18 +225,8 @@ export class RedisStateStore implements StateStore {
     return `${this.prefix}lease:${name}`;
   }
 
-  /**
-   * Runs one Redis exchange, turning any Redis or connection failure into StoreUnavailableError.
-   * Decoding stays outside: a malformed record is a data fault, not an unavailable store.
-   */
-  private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new StoreUnavailableError(`state store (Redis) failed on ${operation}: ${reason}`, {
-        cause: err,
-      });
-    }
+  /** One Redis exchange; any failure becomes StoreUnavailableError (see redisExchange). */
+  private call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    return redisExchange(operation, run);
   }
 }

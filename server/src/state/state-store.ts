@@ -30,6 +30,11 @@ export interface SandboxRecord {
   idleTimeoutSeconds: number;
   /** Epoch ms of the hard TTL, or null for none. */
   expiresAt: number | null;
+  /**
+   * The replica (server process) that created the sandbox. A record still 'creating' whose creator
+   * is no longer a live replica was abandoned by a process that died mid-create.
+   */
+  creator: string | null;
 }
 
 export interface RecordFilter {
@@ -49,7 +54,10 @@ export interface StateStore {
   delete(id: string): Promise<void>;
   list(filter?: RecordFilter): Promise<SandboxRecord[]>;
 
-  /** Puts a ready sandbox (already stored with status 'warm') into its type's pool. */
+  /**
+   * Puts a ready sandbox (already stored with status 'warm') into its type's pool; does nothing when
+   * the record is gone, not warm or of another type (so a late push cannot pool a dead sandbox).
+   */
   pushWarm(type: string, id: string): Promise<void>;
   /** Atomically takes one warm sandbox of the type and marks it 'claimed'; exactly one caller wins. */
   claimWarm(type: string, now: number): Promise<SandboxRecord | null>;
@@ -66,7 +74,11 @@ export interface StateStore {
   releaseInstance(id: string): Promise<void>;
   instanceCount(): Promise<number>;
 
-  /** A free host port in [start, end], now owned by `owner`, or null when all are taken. */
+  /**
+   * A free host port in [start, end], now owned by `owner`, or null when all are taken. When `owner`
+   * is the id of a record, the record's hostPort is set in the same atomic step, so a process that
+   * dies right after cannot leave a port taken that no record names.
+   */
   allocatePort(range: { start: number; end: number }, owner: string): Promise<number | null>;
   releasePort(port: number, owner: string): Promise<void>;
 

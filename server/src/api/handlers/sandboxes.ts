@@ -5,6 +5,7 @@ import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
 import {
   acquireRequestSchema,
   keepaliveRequestSchema,
+  releaseQuerySchema,
   type SandboxInfo,
   sandboxListQuerySchema,
 } from '../schemas.js';
@@ -33,11 +34,11 @@ type SandboxHandlers = Pick<
   'acquireSandbox' | 'listSandboxes' | 'getSandbox' | 'releaseSandbox' | 'keepaliveSandbox'
 >;
 
-export function sandboxHandlers({ manager, config }: ApiDeps): SandboxHandlers {
+export function sandboxHandlers({ manager, snapshots, config }: ApiDeps): SandboxHandlers {
   return {
     acquireSandbox: async (c) => {
-      const request = await readJsonBody(c, acquireRequestSchema, config.MAX_JSON_BYTES);
-      return c.json(toSandboxInfo(await manager.acquire(request)), 201);
+      const { restore, ...request } = await readJsonBody(c, acquireRequestSchema, config.MAX_JSON_BYTES);
+      return c.json(toSandboxInfo(await snapshots.acquire(request, restore)), 201);
     },
     listSandboxes: async (c) => {
       const records = await manager.list(readQuery(c, sandboxListQuerySchema));
@@ -45,7 +46,14 @@ export function sandboxHandlers({ manager, config }: ApiDeps): SandboxHandlers {
     },
     getSandbox: async (c) => c.json(toSandboxInfo(await manager.get(sandboxIdOf(c)))),
     releaseSandbox: async (c) => {
-      await manager.release(sandboxIdOf(c));
+      const id = sandboxIdOf(c);
+      const { snapshot, key, expectedHead } = readQuery(c, releaseQuerySchema);
+      if (snapshot === 'true') {
+        // An empty expectedHead stands for null in a query string: the key must have no snapshot yet.
+        const head = expectedHead === '' ? null : expectedHead;
+        return c.json(await snapshots.snapshotAndRelease(id, { key, expectedHead: head }), 200);
+      }
+      await manager.release(id);
       return c.body(null, 204);
     },
     keepaliveSandbox: async (c) => {

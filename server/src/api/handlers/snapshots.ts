@@ -1,0 +1,25 @@
+/** Take, list, inspect and delete workspace snapshots; restores ride on acquire (handlers/sandboxes.ts). */
+import type { ApiDeps } from '../context.js';
+import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
+import { snapshotListQuerySchema, snapshotRequestSchema } from '../schemas.js';
+import type { Handlers } from './types.js';
+
+type SnapshotHandlers = Pick<Handlers, 'createSnapshot' | 'listSnapshots' | 'getSnapshot' | 'deleteSnapshot'>;
+
+export function snapshotHandlers({ snapshots, config }: ApiDeps): SnapshotHandlers {
+  return {
+    createSnapshot: async (c) => {
+      const id = sandboxIdOf(c);
+      const request = await readJsonBody(c, snapshotRequestSchema, config.MAX_JSON_BYTES);
+      return c.json(await snapshots.snapshot(id, request), 201);
+    },
+    listSnapshots: async (c) =>
+      c.json({ snapshots: await snapshots.list(readQuery(c, snapshotListQuerySchema)) }),
+    // A malformed id names no snapshot: the store answers SNAPSHOT_NOT_FOUND, as for an unknown one.
+    getSnapshot: async (c) => c.json(await snapshots.get(c.req.param('id') ?? '')),
+    deleteSnapshot: async (c) => {
+      await snapshots.delete(c.req.param('id') ?? '');
+      return c.body(null, 204);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * WORKERS=2: one server, two worker processes (node:cluster) on one listening port, sharing pool,
+ * port and sandbox state through a real redis-server. 500 acquire/use/release cycles never hand a
+ * sandbox or a host port out twice; a worker killed with SIGKILL in the middle of pool creates is
+ * replaced, and what it left half-made is cleared within a lease and a reconcile pass; SIGTERM
+ * leaves no container, key or port behind.
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import {
+  eventually,
+  removeContainersOf,
+  requireImage,
+  type ServerProcess,
+  waitForWarm,
+} from '../support/server-process.js';
+import {
+  containerSandboxIds,
+  expectNothingLeft,
+  lastLeader,
+  portsHeld,
+  recordsOf,
+  redisClient,
+  runCycles,
+  startRedisServerProcess,
+  tempMountDir,
+} from './support.js';
+
+const DEPLOYMENT = 'h10-test-workers';
+const POOL = 5;
+
+describe('two workers on one Redis', () => {
+  let redis: RedisServer;
+  let client: Redis;
+  let server: ServerProcess;
+  const mountDir = tempMountDir(DEPLOYMENT);
+
+  beforeAll(async () => {
+    await requireImage();
+    await removeContainersOf(DEPLOYMENT);
+    redis = await startRedisServer();
+    client = redisClient(redis);
+    server = await startRedisServerProcess(redis, {
+      deploymentId: DEPLOYMENT,
+      portRange: '55000-55499',
+      workers: 2,
+      mountDir,
+      env: { POOL_SIZE: String(POOL) },
+    });
+    await waitForWarm(server, 'base', POOL);
+  });
+
+  afterAll(async () => {
+    await server?.stop('SIGKILL');
+    await removeContainersOf(DEPLOYMENT);
+    client?.disconnect();
+    await redis?.stop();
+    rmSync(mountDir, { recursive: true, force: true });
+  });
+
+  it('runs 500 concurrent acquire/release cycles across both workers without handing anything out twice', async () => {
+    const report = await runCycles([server], client, { cycles: 500, concurrency: 20 });
+    expect(report.fromPool).toBeGreaterThanOrEqual(POOL);
+    // Both workers handed out sandboxes (the primary shares connections out round-robin).
+    expect(report.servingPids.size).toBe(2);
+    await waitForWarm(server, 'base', POOL);
+    const records = await recordsOf(client, DEPLOYMENT);
+    expect(records.map((r) => r.status)).toEqual(Array(POOL).fill('warm'));
+    expect(await containerSandboxIds(DEPLOYMENT)).toEqual(records.map((r) => r.id).sort());
+    expect((await portsHeld(client)).map((p) => p.owner).sort()).toEqual(records.map((r) => r.id).sort());
+  }, 900_000);
+
+  it('replaces a worker killed mid-create, clears what it left half-made and loses no held sandbox', async () => {
+    const leader = lastLeader([server]);
+    if (!leader) throw new Error('no worker became leader');
+    // Emptying the pool sets the leader creating replacements; kill it while they are under way.
+    const held = await Promise.all(
+      Array.from({ length: POOL }, async () => {
+        const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', { env: { HELD: 'yes' } });
+        expect(acquired.status).toBe(201);
+        return acquired.body.id;
+      }),
+    );
+    await eventually('the leader to be creating', async () => {
+      const records = await recordsOf(client, DEPLOYMENT);
+      return records.some((r) => r.status === 'creating' && r.creator === leader.holder) ? true : undefined;
+    });
+    process.kill(leader.pid, 'SIGKILL');
+    const killedAt = Date.now();
+
+    await eventually(
+      'the dead worker to be replaced',
+      async () =>
+        server.logs().some((line) => line.msg === 'worker died; starting a replacement') ? true : undefined,
+      30_000,
+    );
+    const clearedMs = await eventually(
+      'no orphan: every container, port, slot and workspace dir belongs to a record',
+      async () => {
+        const records = await recordsOf(client, DEPLOYMENT);
+        if (records.some((r) => r.creator === leader.holder && r.status === 'creating')) return undefined;
+        const ids = new Set(records.map((r) => r.id));
+        const taken = [
+          ...(await containerSandboxIds(DEPLOYMENT)),
+          ...(await portsHeld(client)).map((p) => p.owner),
+          ...(await client.smembers(`rsbx:${DEPLOYMENT}:instances`)),
+          ...readdirSync(mountDir),
+        ];
+        return taken.every((id) => ids.has(id)) ? Date.now() - killedAt : undefined;
+      },
+      60_000,
+    );
+    console.log(`the killed worker's half-made sandboxes were cleared ${clearedMs} ms after SIGKILL`);
+
+    // The sandboxes callers hold are untouched, and the pool fills up again under the new leader.
+    for (const id of held) {
+      const exec = await server.call('POST', `/v1/sandboxes/${id}/exec`, { command: 'echo $HELD' });
+      expect(exec).toMatchObject({ status: 200, body: { exitCode: 0, stdout: 'yes\n' } });
+    }
+    await waitForWarm(server, 'base', POOL);
+    const records = await recordsOf(client, DEPLOYMENT);
+    expect(records.filter((r) => r.status === 'warm')).toHaveLength(POOL);
+    expect(await containerSandboxIds(DEPLOYMENT)).toEqual(records.map((r) => r.id).sort());
+    for (const id of held)
+      expect((await server.fetch(`/v1/sandboxes/${id}`, { method: 'DELETE' })).status).toBe(204);
+  }, 180_000);
+
+  it('shuts down on SIGTERM leaving no container, key, port or workspace dir', async () => {
+    expect(await server.stop('SIGTERM')).toBe(0);
+    await expectNothingLeft(client, DEPLOYMENT);
+    expect(readdirSync(mountDir)).toEqual([]);
+  }, 120_000);
+});
