@@ -7,6 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
+import type { Redis } from 'ioredis';
 import { createHttpApp } from './api/http-app.js';
 import { InFlightRequests } from './api/in-flight.js';
 import { Coordinator } from './cluster/coordinator.js';
@@ -67,9 +68,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     );
   }
-  const snapshotStore = await openSnapshotStore(config, logger);
   const { store, redis } = await createStateStore(config, { logger }).catch((err: unknown) => {
     throw new StartupError(`the state store cannot be opened: ${messageOf(err)}`, { cause: err });
+  });
+  // Shares the state store's Redis connection, if there is one.
+  const snapshotStore = await openSnapshotStore(config, logger, redis).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
   });
   const coordinator = new Coordinator({ config, store, redis, logger });
   const metrics = new ServerMetrics();
@@ -89,8 +94,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     await manager.start();
   } catch (err) {
     await manager.stop({ cleanup: config.AUTO_CLEANUP });
-    await store.close();
     await snapshotStore.close();
+    await store.close();
     throw new StartupError(messageOf(err), { cause: err });
   }
   const snapshots = new SnapshotService({ manager, store: snapshotStore, metrics, logger });
@@ -112,8 +117,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     server = await listen(app.fetch, config);
   } catch (err) {
     await manager.stop({ cleanup: config.AUTO_CLEANUP });
-    await store.close();
     await snapshotStore.close();
+    await store.close();
     throw new StartupError(`cannot listen on ${config.HOST}:${config.PORT}: ${messageOf(err)}`, {
       cause: err,
     });
@@ -153,8 +158,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }
       await closeServer(server);
       await manager.stop({ cleanup: config.AUTO_CLEANUP });
-      await store.close();
       await snapshotStore.close();
+      await store.close();
       logger.info('stopped');
     })();
     return stopping;
@@ -163,9 +168,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
 }
 
 /** FILE_SYSTEM's snapshot store; bad settings or an unreachable Redis stop the start. */
-async function openSnapshotStore(config: Config, logger: Logger): Promise<SnapshotStore> {
+async function openSnapshotStore(
+  config: Config,
+  logger: Logger,
+  redis: Redis | undefined,
+): Promise<SnapshotStore> {
   try {
-    return await createSnapshotStore(config, { logger });
+    return await createSnapshotStore(config, redis ? { logger, redis } : { logger });
   } catch (err) {
     throw new StartupError(
       `the snapshot store (FILE_SYSTEM=${config.FILE_SYSTEM}) cannot be opened: ${messageOf(err)}`,
