@@ -49,8 +49,9 @@ interface BenchmarkResult {
   status: 'ok' | 'failed';
   iterations: object;
   seconds: number;
-  /** The 1, 5 and 15 minute load averages when it started. */
+  /** The 1, 5 and 15 minute load averages when it started and ended: was the machine quiet? */
   loadAverageAtStart: number[];
+  loadAverageAtEnd: number[];
   rows: BenchRow[];
   error?: string;
 }
@@ -107,12 +108,19 @@ async function runBenchmark(benchmark: Benchmark): Promise<BenchmarkResult> {
   const base = { name: benchmark.name, iterations: benchmark.iterations, loadAverageAtStart };
   try {
     const rows = await benchmark.run();
-    console.error(`[bench] ${benchmark.name} done in ${seconds()} s`);
-    return { ...base, status: 'ok', seconds: seconds(), rows };
+    console.error(`[bench] ${benchmark.name} done in ${seconds()} s, load ${loadAverage()}`);
+    return { ...base, status: 'ok', seconds: seconds(), loadAverageAtEnd: loadAverage(), rows };
   } catch (error) {
     console.error(`[bench] ${benchmark.name} FAILED after ${seconds()} s:`, error);
     const row = failedRow(benchmark.name, error);
-    return { ...base, status: 'failed', seconds: seconds(), rows: [row], error: row.error };
+    return {
+      ...base,
+      status: 'failed',
+      seconds: seconds(),
+      loadAverageAtEnd: loadAverage(),
+      rows: [row],
+      error: row.error,
+    };
   }
 }
 
