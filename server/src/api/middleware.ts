@@ -8,8 +8,9 @@
  * orchestrators probe without credentials. Without BEARER_TOKEN (the config allows that only on
  * loopback) auth is off.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { TokenGate } from '../../../sandbox-images/runtime/src/auth.js';
 import { requestContext } from '../observability/logger.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { errorResponse } from './error-response.js';
@@ -61,24 +62,20 @@ export function shutdownGate(deps: ApiDeps): MiddlewareHandler<AppEnv> {
 
 export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
   const token = deps.config.BEARER_TOKEN;
-  const expected = token === undefined ? undefined : digest(token);
+  // The same constant-time gate sandboxd uses, so neither the token nor its length leaks by timing.
+  const gate = token === undefined ? undefined : new TokenGate(token);
   return async (c, next) => {
-    if (expected === undefined || OPEN_PATHS.has(c.req.path)) return next();
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    // Always one compare of equal-length digests, so neither the token nor its length leaks by timing.
-    const admitted = timingSafeEqual(digest(match?.[1] ?? ''), expected) && match !== null;
-    if (!admitted) {
+    if (gate === undefined || OPEN_PATHS.has(c.req.path)) return next();
+    const authorization = c.req.header('authorization');
+    if (!gate.admits(authorization)) {
+      const wellFormed = /^Bearer\s+\S+\s*$/i.test(authorization ?? '');
       c.header('www-authenticate', 'Bearer');
       return errorResponse(
         c,
         'UNAUTHORIZED',
-        match ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <token>)',
+        wellFormed ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <token>)',
       );
     }
     await next();
   };
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
 }

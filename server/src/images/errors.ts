@@ -6,6 +6,4 @@ export class ImageBuildError extends Error {
   }
 }
 
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+export { messageOf } from '../error-message.js';
