@@ -165,6 +165,7 @@ async function warmBursts(setup: (typeof BURST_SETUPS)[number], rounds: number):
         REDIS_ENABLED: 'true',
         REDIS_SERVER: '127.0.0.1',
         REDIS_PORT: String(redis.port),
+        SANDBOX_TOKEN_SECRET: randomBytes(32).toString('hex'),
         WORKERS: String(setup.workers),
       }
     : {};

@@ -20,7 +20,7 @@ import {
 export const BENCH_LABEL = 'io.runtime-sandbox.bench';
 
 export async function withBenchServer<T>(
-  options: ServerProcessOptions,
+  options: ServerProcessOptions & { deploymentId: string },
   work: (server: ServerProcess, client: SandboxClient) => Promise<T>,
 ): Promise<T> {
   await requireImage();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run and test runtime-sandbox: a Docker engine that answers,
-# redis-server on PATH (tests start their own instances), and the npm dependencies.
+# redis-server on PATH (tests start their own instances), iptables and iproute2, and the npm
+# dependencies.
 # Idempotent: quiet and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,9 @@ ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  # The server's host filter for sandbox networks, and the security tests' network namespaces.
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

@@ -42,6 +42,10 @@ export const ERROR_CODES = {
     description: 'MAX_SANDBOX_INSTANCES reached; release one or retry later',
   },
   SANDBOX_CREATE_FAILED: { status: 502, description: 'The deployer could not create a sandbox' },
+  NETWORK_POLICY_DENIED: {
+    status: 403,
+    description: "The acquire asked for a looser network policy than the sandbox type's",
+  },
 
   // Snapshots
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No snapshot with that id or key' },

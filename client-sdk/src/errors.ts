@@ -76,6 +76,7 @@ export const ERROR_CLASS_BY_CODE = {
   SANDBOX_NOT_READY: ConflictError,
   CAPACITY_EXCEEDED: CapacityError,
   SANDBOX_CREATE_FAILED: UpstreamError,
+  NETWORK_POLICY_DENIED: ValidationError,
   SNAPSHOT_NOT_FOUND: NotFoundError,
   SNAPSHOT_CONFLICT: ConflictError,
   SNAPSHOT_FAILED: UpstreamError,

@@ -29,6 +29,9 @@ export interface SandboxInfo {
   lastActiveAt: string;
 }
 
+/** What a sandbox may reach over the network. */
+export type NetworkPolicy = 'public' | 'none';
+
 /** `POST /v1/sandboxes` body. Every field is optional. */
 export interface CreateSandboxOptions {
   /** Sandbox type; default the server's first `DEFAULT_SANDBOX_TYPE`. */
@@ -43,6 +46,12 @@ export interface CreateSandboxOptions {
   idleTimeoutSeconds?: number;
   /** Hard time-to-live in seconds from the acquire; default the type's, else `SANDBOX_TTL` (0: none). */
   ttlSeconds?: number;
+  /**
+   * Network policy: `public` (the internet only: no other sandbox, host or private range) or
+   * `none`. Only as strict as the type's policy or stricter (else ValidationError
+   * NETWORK_POLICY_DENIED); a policy other than the type's skips the warm pool. Default the type's.
+   */
+  network?: NetworkPolicy;
   /**
    * Hydrate the workspace from a snapshot before the sandbox is handed out. A restore that fails
    * fails the create (UpstreamError RESTORE_FAILED, NotFoundError SNAPSHOT_NOT_FOUND) and leaves
@@ -281,6 +290,7 @@ export const SCHEMA_FIELDS = {
     metadata: 'object?',
     idleTimeoutSeconds: 'integer?',
     ttlSeconds: 'integer?',
+    network: 'string?',
     restore: 'object?',
   } satisfies FieldsOf<CreateSandboxOptions>,
   RestoreFromSnapshot: {

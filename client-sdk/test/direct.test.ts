@@ -50,6 +50,7 @@ beforeAll(async () => {
   deployed = await deployer.create({
     sandboxId,
     deploymentId: DEPLOYMENT_ID,
+    replicaId: 'sdk-direct-test',
     type: sandboxTypeSchema.parse({ name: 'base' }),
     image,
     name: `${DEPLOYMENT_ID}-${sandboxId}`,

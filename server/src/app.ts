@@ -11,10 +11,12 @@ import type { Redis } from 'ioredis';
 import { createHttpApp } from './api/http-app.js';
 import { InFlightRequests } from './api/in-flight.js';
 import { Coordinator } from './cluster/coordinator.js';
+import { claimDeployment, type DeploymentClaim } from './cluster/deployment-claim.js';
 import type { Config } from './config/schema.js';
 import { createDeployer } from './deployers/create-deployer.js';
 import { messageOf } from './manager/errors.js';
 import { SandboxManager } from './manager/sandbox-manager.js';
+import { SandboxTokens } from './manager/sandbox-tokens.js';
 import { SandboxdClient } from './manager/sandboxd-client.js';
 import { SnapshotService } from './manager/snapshot-service.js';
 import { createLogger, type Logger, logLevelOf } from './observability/logger.js';
@@ -33,6 +35,12 @@ export interface StartOptions {
   /** Extension modules registering more sandbox types (`--extension`). */
   extensions?: string[];
   logger?: Logger;
+  /**
+   * Whether the operator chose the deployment id (DEPLOYMENT_ID or CONTAINER_PREFIX_KEY given).
+   * Without shared state, a chosen id that another server runs stops the start; the default id
+   * gives way to the next free one (cluster/deployment-claim.ts). Default true: refusing is safe.
+   */
+  deploymentIdChosen?: boolean;
 }
 
 export interface RunningServer {
@@ -53,8 +61,36 @@ export class StartupError extends Error {
 }
 
 export async function startServer(options: StartOptions): Promise<RunningServer> {
-  const { config } = options;
-  const logger = options.logger ?? createLogger(logLevelOf(config));
+  const logger = options.logger ?? createLogger(logLevelOf(options.config));
+  const claim = await claimUnshared(options, logger);
+  // The claimed id names the deployment everywhere: labels, state keys, workspace dirs.
+  const config = claim ? { ...options.config, DEPLOYMENT_ID: claim.deploymentId } : options.config;
+  let running: RunningServer;
+  try {
+    running = await assemble(config, options, logger);
+  } catch (err) {
+    await claim?.release();
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= running.stop(reason).finally(() => claim?.release());
+    return stopping;
+  };
+  return { ...running, stop };
+}
+
+/** Without shared state this server is its deployment's only one on the host, or does not start. */
+async function claimUnshared(options: StartOptions, logger: Logger): Promise<DeploymentClaim | undefined> {
+  if (options.config.REDIS_ENABLED) return undefined;
+  try {
+    return await claimDeployment(options.config, options.deploymentIdChosen ?? true, logger);
+  } catch (err) {
+    throw new StartupError(messageOf(err), { cause: err });
+  }
+}
+
+async function assemble(config: Config, options: StartOptions, logger: Logger): Promise<RunningServer> {
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
   const deployer = createDeployer(config);
@@ -85,6 +121,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     deployer,
     store,
     sandboxd,
+    tokens: SandboxTokens.fromConfig(config),
     coordinator,
     metrics,
     logger,

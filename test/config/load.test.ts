@@ -65,7 +65,23 @@ describe('loadConfig', () => {
     const [problem, ...rest] = problemsOf({ WORKERS: '2' });
     expect(rest).toEqual([]);
     expect(problem).toMatch(/^WORKERS: WORKERS > 1 needs REDIS_ENABLED=true/);
-    expect(load({ WORKERS: '2', REDIS_ENABLED: 'true' }).WORKERS).toBe(2);
+    expect(load({ WORKERS: '2', REDIS_ENABLED: 'true', BEARER_TOKEN: 'a-long-secret' }).WORKERS).toBe(2);
+  });
+
+  it('refuses REDIS_ENABLED without SANDBOX_TOKEN_SECRET or BEARER_TOKEN', () => {
+    expect(problemsOf({ REDIS_ENABLED: 'true' })).toEqual([
+      'SANDBOX_TOKEN_SECRET: REDIS_ENABLED needs SANDBOX_TOKEN_SECRET or BEARER_TOKEN so every replica derives the same sandbox tokens',
+    ]);
+    expect(load({ REDIS_ENABLED: 'true', BEARER_TOKEN: 'a-long-secret' }).REDIS_ENABLED).toBe(true);
+    const secret = 's'.repeat(32);
+    expect(load({ REDIS_ENABLED: 'true', SANDBOX_TOKEN_SECRET: secret }).SANDBOX_TOKEN_SECRET).toBe(secret);
+  });
+
+  it('refuses a SANDBOX_TOKEN_SECRET under 32 characters, without echoing it', () => {
+    const [problem, ...rest] = problemsOf({ SANDBOX_TOKEN_SECRET: 'short-secret-xyz' });
+    expect(rest).toEqual([]);
+    expect(problem).toMatch(/^SANDBOX_TOKEN_SECRET: needs at least 32 characters/);
+    expect(problem).not.toContain('short-secret-xyz');
   });
 
   it('rejects an unknown CONTAINER_DEPLOYMENT, saying what was given', () => {
@@ -139,7 +155,10 @@ describe('loadConfig', () => {
 
   it('reads .env from the working directory when no --config is given', () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
-    writeFileSync(join(cwd, '.env'), 'PORT=8111\nWORKERS=2\nREDIS_ENABLED=true\n');
+    writeFileSync(
+      join(cwd, '.env'),
+      'PORT=8111\nWORKERS=2\nREDIS_ENABLED=true\nBEARER_TOKEN=a-long-secret\n',
+    );
     expect(loadConfig({ env: { PORT: '8222' }, cwd })).toMatchObject({ PORT: 8222, WORKERS: 2 });
   });
 });

@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
+import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 import { type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
 import { createDeployer } from '../../server/src/deployers/create-deployer.js';
 import { type CreateSpec, type DeployedSandbox, LABELS } from '../../server/src/deployers/deployer.js';
@@ -31,10 +31,13 @@ const baseConfig: ConfigInput = { CONTAINER_PREFIX_KEY: prefix, DEPLOYMENT_ID: d
 const config = configSchema.parse(baseConfig);
 const image = imageNameFor('base', config);
 const deployer = new DockerDeployer({ config, docker });
+const otherDeployer = new DockerDeployer({
+  config: configSchema.parse({ ...baseConfig, DEPLOYMENT_ID: otherDeploymentId }),
+  docker,
+});
 const READY_MS = 30_000;
 
 const scratch = mkdtempSync(join(tmpdir(), 'rsbx-docker-test-'));
-const networks: string[] = [];
 
 beforeAll(async () => {
   await docker.ping();
@@ -47,7 +50,8 @@ afterAll(async () => {
   for (const id of [deploymentId, otherDeploymentId]) {
     for (const c of await deployer.list(id)) await deployer.destroy(c.handle);
   }
-  for (const name of networks) await docker.getNetwork(name).remove();
+  await deployer.teardown();
+  await otherDeployer.teardown();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -82,6 +86,7 @@ async function specFor(
   return {
     sandboxId,
     deploymentId: deployment,
+    replicaId: 'docker-test-replica',
     type: sandboxTypeSchema.parse({ name: 'base', ...options.type }),
     image,
     name: `${prefix}-${sandboxId}`,
@@ -93,9 +98,11 @@ async function specFor(
   };
 }
 
-/** Runs a command in the container as its default user; exit code and combined output. */
+/** Runs a command in the container as the sandbox user, as its code runs; exit code and output. */
 async function execIn(handle: string, cmd: string[]): Promise<{ exitCode: number | null; output: string }> {
-  const exec = await docker.getContainer(handle).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const exec = await docker
+    .getContainer(handle)
+    .exec({ Cmd: cmd, User: '1000:1000', AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({});
   const sink = new PassThrough();
   const chunks: Buffer[] = [];
@@ -172,7 +179,7 @@ describe('DockerDeployer', () => {
     );
     const host = info.HostConfig;
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.CapAdd).toEqual([...SANDBOXD_CAPABILITIES]);
     expect(host.SecurityOpt).toEqual(['no-new-privileges:true']);
     expect(host.Privileged).toBe(false);
     expect(host.PidsLimit).toBe(128);
@@ -189,13 +196,15 @@ describe('DockerDeployer', () => {
     expect(host.Binds).toEqual([`${spec.workspaceHostDir}:/workspace:rw`, `${roDir}:/mnt/knowledge:ro`]);
     expect(info.Mounts.map((m) => m.Source)).not.toContain('/var/run/docker.sock');
 
-    // The sandbox runs unprivileged: uid 1000 for sandboxd (pid 1's tree) and for anything exec'd,
-    // no effective capabilities, and no way to gain privileges.
-    const identity = await sh(
-      deployed.handle,
+    // sandboxd (under tini, pid 1) starts as root with its few capabilities; what it runs is uid
+    // 1000 with no effective capabilities and no way to gain privileges.
+    expect(info.Config.User).toBe('0:0');
+    const identity = await sandboxdExec(
+      deployed,
+      spec.bootToken,
       "id -u; stat -c %u /proc/1; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '",
     );
-    expect(identity).toEqual({ exitCode: 0, output: '1000\n1000\nCapEff: 0000000000000000\nNoNewPrivs: 1' });
+    expect(identity).toEqual({ exitCode: 0, stdout: '1000\n0\nCapEff: 0000000000000000\nNoNewPrivs: 1\n' });
 
     // /workspace is the host folder, /tmp a size-capped tmpfs that may hold executables, and the
     // read-only mount is readable but not writable.
@@ -226,13 +235,15 @@ describe('DockerDeployer', () => {
     });
   });
 
-  it('runs as the type user when one is set', async () => {
-    const deployed = await createReady(
-      deployer,
-      await specFor({ type: { security: { user: '1000:1000' } } }),
-    );
-    expect((await docker.getContainer(deployed.handle).inspect()).Config.User).toBe('1000:1000');
-    expect(await sh(deployed.handle, 'id -u; id -g')).toEqual({ exitCode: 0, output: '1000\n1000' });
+  it("runs the code as the type's user when one is set", async () => {
+    const spec = await specFor({ type: { security: { user: '2000:2000' } } });
+    const deployed = await createReady(deployer, spec);
+    const info = await docker.getContainer(deployed.handle).inspect();
+    expect(info.Config.Env).toContain('SANDBOXD_RUN_AS=2000:2000');
+    expect(await sandboxdExec(deployed, spec.bootToken, 'cd /tmp && id -u; id -g')).toEqual({
+      exitCode: 0,
+      stdout: '2000\n2000\n',
+    });
   });
 
   it('lets a process with nothing else to do wait for readiness to the end', async () => {
@@ -296,10 +307,7 @@ describe('DockerDeployer', () => {
   });
 
   it("lists only this deployment's containers, stopped ones included", async () => {
-    const other = new DockerDeployer({
-      config: configSchema.parse({ ...baseConfig, DEPLOYMENT_ID: otherDeploymentId }),
-      docker,
-    });
+    const other = otherDeployer;
     const before = new Set((await deployer.list(deploymentId)).map((c) => c.handle));
     const mine = await deployer.create(await specFor());
     const stopped = await deployer.create(await specFor({ pooled: true }));
@@ -314,51 +322,89 @@ describe('DockerDeployer', () => {
     expect((await other.list(otherDeploymentId)).map((c) => c.handle)).toEqual([theirs.handle]);
   });
 
-  it('reaches sandboxes at their address on DOCKER_NETWORK without publishing ports', async () => {
-    const network = `${prefix}-net`;
-    await docker.createNetwork({ Name: network, Driver: 'bridge' });
-    networks.push(network);
-    const onNetwork = new DockerDeployer({
-      config: configSchema.parse({ ...baseConfig, DOCKER_NETWORK: network }),
-      docker,
-    });
+  it('puts public sandboxes on the deployment network with inter-container traffic off, ports published', async () => {
+    const one = await createReady(deployer, await specFor());
+    const two = await createReady(deployer, await specFor());
+    const network = await docker.getNetwork(`${deploymentId}-sandboxes`).inspect();
+    expect(network.Internal).toBe(false);
+    expect(network.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+    expect(network.Options?.['com.docker.network.bridge.name']).toMatch(/^rsbx[0-9a-f]{8}p$/);
+    const info = await docker.getContainer(one.handle).inspect();
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`${deploymentId}-sandboxes`]);
+    expect(one.endpoint.host).toBe('127.0.0.1');
 
-    const deployed = await createReady(onNetwork, await specFor());
-    const info = await docker.getContainer(deployed.handle).inspect();
-    expect(deployed.endpoint).toEqual({
-      host: info.NetworkSettings.Networks[network]?.IPAddress,
-      port: SANDBOXD_PORT,
-    });
-    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
-    expect(info.HostConfig.PortBindings ?? {}).toEqual({});
+    // The host reaches both (so the probe works); neither reaches the other.
+    const twoAddress = await addressOf(two.handle);
+    expect(await hostReaches(twoAddress)).toBe(true);
+    expect((await probe(one.handle, twoAddress)).exitCode).not.toBe(0);
   });
 
-  it('puts networkMode none sandboxes on an internal network: reachable from the host, cut off otherwise', async () => {
-    const isolated = await createReady(
-      deployer,
-      await specFor({ type: { security: { networkMode: 'none' } } }),
-    );
+  it('puts network none sandboxes on an internal network: reachable from the host, cut off otherwise', async () => {
+    const isolated = await createReady(deployer, await specFor({ type: { security: { network: 'none' } } }));
     const isolatedPeer = await createReady(
       deployer,
-      await specFor({ type: { security: { networkMode: 'none' } } }),
+      await specFor({ type: { security: { network: 'none' } } }),
     );
     const bridged = await createReady(deployer, await specFor());
-    const bridgedPeer = await createReady(deployer, await specFor());
-    networks.push(`${prefix}-isolated`);
 
-    const network = await docker.getNetwork(`${prefix}-isolated`).inspect();
+    const network = await docker.getNetwork(`${deploymentId}-offline`).inspect();
     expect(network.Internal).toBe(true);
+    expect(network.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
     expect(isolated.endpoint.port).toBe(SANDBOXD_PORT);
+    expect(await hostReaches(isolatedPeer.endpoint.host)).toBe(true);
 
-    const addressOf = async (handle: string) =>
-      Object.values((await docker.getContainer(handle).inspect()).NetworkSettings.Networks)[0]?.IPAddress;
-    const probe = (from: string, address: string | undefined) =>
-      sh(from, `curl -fsS --connect-timeout 1 -o /dev/null http://${address}:${SANDBOXD_PORT}/healthz`);
-
-    // A bridged sandbox reaches its bridged peer (so the probe works), an isolated one reaches
-    // neither a bridged sandbox nor another isolated one.
-    expect((await probe(bridged.handle, await addressOf(bridgedPeer.handle))).exitCode).toBe(0);
     expect((await probe(isolated.handle, await addressOf(bridged.handle))).exitCode).not.toBe(0);
     expect((await probe(isolated.handle, isolatedPeer.endpoint.host)).exitCode).not.toBe(0);
   });
+
+  it('refuses a type whose runtime the engine does not have, and accepts one it has', async () => {
+    const missing = sandboxTypeSchema.parse({ name: 'base', security: { runtime: 'no-such-runtime' } });
+    await expect(deployer.prepare([missing])).rejects.toThrow(/runtime "no-such-runtime" is not installed/);
+    const runc = sandboxTypeSchema.parse({ name: 'base', security: { runtime: 'runc' } });
+    await deployer.prepare([runc]);
+    const deployed = await createReady(deployer, await specFor({ type: { security: { runtime: 'runc' } } }));
+    expect((await docker.getContainer(deployed.handle).inspect()).HostConfig.Runtime).toBe('runc');
+  });
+
+  it('removes its networks at teardown once its sandboxes are gone', async () => {
+    for (const c of await deployer.list(deploymentId)) await deployer.destroy(c.handle);
+    await deployer.teardown();
+    for (const name of [`${deploymentId}-sandboxes`, `${deploymentId}-offline`]) {
+      await expect(docker.getNetwork(name).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    }
+  });
 });
+
+/** Runs a command through the sandbox's own sandboxd, as its code runs: exit code and stdout. */
+async function sandboxdExec(
+  deployed: DeployedSandbox,
+  token: string,
+  command: string,
+): Promise<{ exitCode: number; stdout: string }> {
+  const response = await fetch(`http://${deployed.endpoint.host}:${deployed.endpoint.port}/exec`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ command }),
+  });
+  const result = (await response.json()) as { exitCode: number; stdout: string };
+  return { exitCode: result.exitCode, stdout: result.stdout };
+}
+
+async function addressOf(handle: string): Promise<string> {
+  const networks = (await docker.getContainer(handle).inspect()).NetworkSettings.Networks;
+  const address = Object.values(networks)[0]?.IPAddress;
+  if (!address) throw new Error(`container ${handle} has no address`);
+  return address;
+}
+
+/** From inside `from`, sandboxd's /healthz at `address`. */
+function probe(from: string, address: string) {
+  return sh(from, `curl -fsS --connect-timeout 1 -o /dev/null http://${address}:${SANDBOXD_PORT}/healthz`);
+}
+
+async function hostReaches(address: string): Promise<boolean> {
+  const response = await fetch(`http://${address}:${SANDBOXD_PORT}/healthz`, {
+    signal: AbortSignal.timeout(2000),
+  }).catch(() => undefined);
+  return response?.ok === true;
+}

@@ -107,7 +107,8 @@ describe('the base image', () => {
     expect(info, `${realBaseImage} should have been built by global setup`).toBeDefined();
     expect(info?.Config.Labels?.[IMAGE_LABELS.contentHash]).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(info?.Config.Labels?.[IMAGE_LABELS.type]).toBe('base');
-    expect(info?.Config.User).toBe('sandbox');
+    // sandboxd starts as root and runs the code as the sandbox user (SANDBOXD_RUN_AS).
+    expect(info?.Config.User ?? '').toBe('');
     expect(info?.Config.WorkingDir).toBe('/workspace');
     expect(info?.Config.Entrypoint).toEqual(['/usr/bin/tini', '--']);
     expect(info?.Config.Cmd).toEqual(['node', '/opt/sandboxd/sandboxd.mjs']);
@@ -279,7 +280,8 @@ describe('a type built FROM the base image', () => {
     expect((await labelsOf(child))[IMAGE_LABELS.type]).toBe('builder-test-child');
     const run = await runInImage(child, ['sh', '-c', 'cat /home/sandbox/marker; id -un; node --version']);
     expect(run.exitCode, run.output).toBe(0);
-    expect(run.output).toMatch(/^child-of-base\nsandbox\nv\d+\./);
+    // The image's own user is root: sandboxd starts as root and runs the code as SANDBOXD_RUN_AS.
+    expect(run.output).toMatch(/^child-of-base\nroot\nv\d+\./);
   });
 
   it('rebuilds the child when its base changes, and neither when nothing did', async () => {

@@ -4,12 +4,13 @@
  * keys and ports and nothing of X's; stopping one replica of X leaves X's sandboxes to the other,
  * which still serves the one a caller holds; the last replica of X cleans X up.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {
   removeContainersOf,
+  removeMountDir,
   requireImage,
   type ServerProcess,
   waitForWarm,
@@ -62,7 +63,7 @@ describe('two deployments on one Redis', () => {
     await removeContainersOf(Y);
     client?.disconnect();
     await redis?.stop();
-    for (const dir of Object.values(mountDirs)) rmSync(dir, { recursive: true, force: true });
+    for (const dir of Object.values(mountDirs)) removeMountDir(dir);
   });
 
   it("cleans up only its own deployment, and leaves a replica's sandboxes to the replicas still running", async () => {

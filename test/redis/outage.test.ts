@@ -6,13 +6,13 @@
  * acquires and calls work, and containers whose records were lost with the old Redis are destroyed
  * by the reconciler.
  */
-import { rmSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {
   eventually,
   removeContainersOf,
+  removeMountDir,
   requireImage,
   type ServerProcess,
   waitForWarm,
@@ -115,7 +115,7 @@ describe('Redis outage and restart', () => {
     await removeContainersOf(DEPLOYMENT);
     client?.disconnect();
     await redis?.stop();
-    rmSync(mountDir, { recursive: true, force: true });
+    removeMountDir(mountDir);
   });
 
   it('answers 503 STATE_STORE_UNAVAILABLE while Redis is down, and resumes once it is back', async () => {

@@ -5,13 +5,13 @@
  * other replica takes over refilling within the lease time, and the last replica to stop cleans up
  * everything.
  */
-import { rmSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {
   eventually,
   removeContainersOf,
+  removeMountDir,
   requireImage,
   type ServerProcess,
   waitForWarm,
@@ -58,7 +58,7 @@ describe('two replicas of one deployment on one Redis', () => {
     await removeContainersOf(DEPLOYMENT);
     client?.disconnect();
     await redis?.stop();
-    rmSync(mountDir, { recursive: true, force: true });
+    removeMountDir(mountDir);
   });
 
   it('runs 500 concurrent acquire/release cycles over both replicas without handing anything out twice', async () => {

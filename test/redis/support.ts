@@ -22,6 +22,8 @@ export const KEY_PREFIX = 'rsbx';
 /** Short enough that takeovers and clean-ups happen within a test's patience. */
 export const MAINTENANCE_INTERVAL_MS = 500;
 export const LEADER_LEASE_MS = 3000;
+/** Shared by every replica so they derive the same sandbox tokens (REDIS_ENABLED requires one). */
+export const SANDBOX_TOKEN_SECRET = 'redis-tests-sandbox-token-secret-0123456789';
 
 export function redisClient(redis: RedisServer): Redis {
   return new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: false, maxRetriesPerRequest: 1 });
@@ -44,6 +46,7 @@ export async function startRedisServerProcess(
       REDIS_SERVER: '127.0.0.1',
       REDIS_PORT: String(redis.port),
       REDIS_KEY_PREFIX: KEY_PREFIX,
+      SANDBOX_TOKEN_SECRET,
       WORKERS: String(workers),
       MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS),
       LEADER_LEASE_MS: String(LEADER_LEASE_MS),

@@ -5,16 +5,18 @@
  * replaced, and what it left half-made is cleared within a lease and a reconcile pass; SIGTERM
  * leaves no container, key or port behind.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {
   eventually,
   removeContainersOf,
+  removeMountDir,
   requireImage,
   type ServerProcess,
   waitForWarm,
+  workspaceDirsIn,
 } from '../support/server-process.js';
 import {
   containerSandboxIds,
@@ -57,7 +59,7 @@ describe('two workers on one Redis', () => {
     await removeContainersOf(DEPLOYMENT);
     client?.disconnect();
     await redis?.stop();
-    rmSync(mountDir, { recursive: true, force: true });
+    removeMountDir(mountDir);
   });
 
   it('runs 500 concurrent acquire/release cycles across both workers without handing anything out twice', async () => {
@@ -106,7 +108,7 @@ describe('two workers on one Redis', () => {
           ...(await containerSandboxIds(DEPLOYMENT)),
           ...(await portsHeld(client)).map((p) => p.owner),
           ...(await client.smembers(`rsbx:${DEPLOYMENT}:instances`)),
-          ...readdirSync(mountDir),
+          ...workspaceDirsIn(mountDir, DEPLOYMENT),
         ];
         return taken.every((id) => ids.has(id)) ? Date.now() - killedAt : undefined;
       },

@@ -109,7 +109,16 @@ describe('metrics, OpenAPI and types', () => {
       properties: Record<string, unknown>;
     };
     expect(Object.keys(acquireBody.properties).sort()).toEqual(
-      ['env', 'idleTimeoutSeconds', 'metadata', 'restore', 'sessionId', 'ttlSeconds', 'type'].sort(),
+      [
+        'env',
+        'idleTimeoutSeconds',
+        'metadata',
+        'network',
+        'restore',
+        'sessionId',
+        'ttlSeconds',
+        'type',
+      ].sort(),
     );
     const info = acquire?.responses['201']?.content?.['application/json']?.schema as { properties: object };
     expect(Object.keys(info.properties)).toEqual(

@@ -3,7 +3,6 @@
  * own host port, each sandbox works, and once all are released and the pool is sized to zero not a
  * container or workspace dir of the deployment is left.
  */
-import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   containersOf,
@@ -80,7 +79,7 @@ describe('concurrent acquires', () => {
       'every container and workspace dir to be gone',
       async () => {
         const containers = await containersOf(DEPLOYMENT);
-        const dirs = readdirSync(server.mountDir);
+        const dirs = server.workspaceDirs();
         return containers.length === 0 && dirs.length === 0 ? true : undefined;
       },
       60_000,

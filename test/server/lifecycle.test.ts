@@ -190,7 +190,7 @@ describe('sandbox lifecycle over HTTP', () => {
 
     // The workspace is the host mount dir, owned by the sandbox user: the file is there on the host too.
     await server.fetch(`${base}/files?path=on-host.txt`, { method: 'PUT', body: 'x' });
-    expect(existsSync(join(server.mountDir, sandbox.id, 'on-host.txt'))).toBe(true);
+    expect(existsSync(join(server.workspaceDir(sandbox.id), 'on-host.txt'))).toBe(true);
   });
 
   it('streams a directory out as tar and back in elsewhere', async () => {
@@ -263,7 +263,7 @@ describe('sandbox lifecycle over HTTP', () => {
     expect(released.status).toBe(204);
 
     expect(await containersWithSandboxId(sandbox.id)).toHaveLength(0);
-    expect(existsSync(join(server.mountDir, sandbox.id))).toBe(false);
+    expect(existsSync(server.workspaceDir(sandbox.id))).toBe(false);
     const after = await server.call('GET', `/v1/sandboxes/${sandbox.id}`);
     expect(after).toMatchObject({ status: 404, body: { error: { code: 'SANDBOX_NOT_FOUND' } } });
     const again = await server.call('DELETE', `/v1/sandboxes/${sandbox.id}`);

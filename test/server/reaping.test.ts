@@ -4,7 +4,6 @@
  * warm sandbox whose container died is replaced.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   containersOf,
@@ -49,7 +48,7 @@ describe('reaping', () => {
     const containers = (await containersOf(DEPLOYMENT)).filter(
       (c) => c.Labels['io.runtime-sandbox.sandbox-id'] === id,
     );
-    return status === 404 && containers.length === 0 && !existsSync(join(server.mountDir, id))
+    return status === 404 && containers.length === 0 && !existsSync(server.workspaceDir(id))
       ? true
       : undefined;
   }

@@ -3,7 +3,7 @@
  * request in flight still finishes, the process exits 0, and no container of the deployment is left.
  * A crash (SIGKILL) leaves containers, and the next start with the same deployment destroys them.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,9 +11,11 @@ import {
   containersOf,
   eventually,
   removeContainersOf,
+  removeMountDir,
   requireImage,
   startServerProcess,
   waitForWarm,
+  workspaceDirsIn,
 } from '../support/server-process.js';
 
 const DEPLOYMENT = 'h5-test-shutdown';
@@ -57,7 +59,7 @@ describe('shutdown and restart', () => {
     expect(await inFlight).toMatchObject({ status: 200, body: { stdout: 'finished\n' } });
     expect(await server.exited).toBe(0);
     expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
-    expect(readdirSync(server.mountDir)).toEqual([]);
+    expect(server.workspaceDirs()).toEqual([]);
     expect(server.logs().some((line) => line.msg === 'stopped')).toBe(true);
     await server.stop();
   });
@@ -76,7 +78,7 @@ describe('shutdown and restart', () => {
     await crashed.stop('SIGKILL');
     const leftovers = (await containersOf(DEPLOYMENT)).map((c) => c.Id);
     expect(leftovers.length).toBeGreaterThanOrEqual(2);
-    const leftoverDirs = readdirSync(mountDir);
+    const leftoverDirs = workspaceDirsIn(mountDir, DEPLOYMENT);
     expect(leftoverDirs).toContain(acquired.body.id);
 
     const restarted = await startServerProcess({
@@ -88,11 +90,11 @@ describe('shutdown and restart', () => {
     // The reconcile pass runs before the server listens: the leftovers are gone already.
     const now = (await containersOf(DEPLOYMENT)).map((c) => c.Id);
     expect(now.filter((id) => leftovers.includes(id))).toEqual([]);
-    expect(readdirSync(mountDir).filter((name) => leftoverDirs.includes(name))).toEqual([]);
+    expect(workspaceDirsIn(mountDir, DEPLOYMENT).filter((name) => leftoverDirs.includes(name))).toEqual([]);
     await waitForWarm(restarted, 'base', 1);
     expect(await restarted.stop()).toBe(0);
     expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
     expect(readdirSync(mountDir)).toEqual([]);
-    rmSync(mountDir, { recursive: true, force: true });
+    removeMountDir(mountDir);
   });
 });

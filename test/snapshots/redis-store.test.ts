@@ -108,7 +108,13 @@ describeSnapshotStoreContract('redis', openRedis);
 describeSnapshotStoreContract('local blobs + redis catalog', async (settings = {}) => {
   const dir = mkdtempSync(join(tmpdir(), 'rsbx-test-snapshots-'));
   const store = await createSnapshotStore(
-    freshConfig({ FILE_SYSTEM: 'local', REDIS_ENABLED: 'true', SNAPSHOT_DIR: dir, ...settings }),
+    freshConfig({
+      FILE_SYSTEM: 'local',
+      REDIS_ENABLED: 'true',
+      SANDBOX_TOKEN_SECRET: 'snapshot-tests-sandbox-token-secret-0123',
+      SNAPSHOT_DIR: dir,
+      ...settings,
+    }),
     { logger },
   );
   return {

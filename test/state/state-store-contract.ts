@@ -84,7 +84,7 @@ export function describeStateStoreContract(
         const patch = {
           status: 'claimed' as const,
           sessionId: 's-new',
-          token: 'bound',
+          tokenNonce: 'bound',
           claimedAt: 1_732_190_005_555,
         };
         const updated = await store.update(record.id, patch);

@@ -26,20 +26,21 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `bind`: the address redis-server listens on (default loopback; security tests use 0.0.0.0). */
+export async function startRedisServer(options: { bind?: string } = {}): Promise<RedisServer> {
   // A free port can be taken by someone else before redis-server binds it: try a few.
   for (let attempt = 1; ; attempt++) {
     const port = await freeLoopbackPort();
     try {
-      return await serverOn(port);
+      return await serverOn(port, options.bind ?? '127.0.0.1');
     } catch (err) {
       if (attempt >= 5 || !(err instanceof PortTakenError)) throw err;
     }
   }
 }
 
-async function serverOn(port: number): Promise<RedisServer> {
-  let current = await launch(port);
+async function serverOn(port: number, bind: string): Promise<RedisServer> {
+  let current = await launch(port, bind);
   const stop = async () => {
     await kill(current.child);
     rmSync(current.dir, { recursive: true, force: true });
@@ -49,16 +50,16 @@ async function serverOn(port: number): Promise<RedisServer> {
     stop,
     async restart() {
       await stop();
-      current = await launch(port);
+      current = await launch(port, bind);
     },
   };
 }
 
 class PortTakenError extends Error {}
 
-async function launch(port: number): Promise<{ child: ChildProcess; dir: string }> {
+async function launch(port: number, bind: string): Promise<{ child: ChildProcess; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'rsbx-test-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir];
+  const args = ['--port', String(port), '--bind', bind, '--dir', dir];
   args.push('--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '');
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);

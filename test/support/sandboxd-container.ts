@@ -1,6 +1,7 @@
 /**
- * Starts the real base image in Docker, locked down as in production (all capabilities dropped,
- * no-new-privileges, pids and memory limits, the image's unprivileged user), with sandboxd published
+ * Starts the real base image in Docker, locked down as in production (sandboxd as root with only its
+ * own capabilities, the code as the unprivileged run-as user, no-new-privileges, pids and memory
+ * limits), with sandboxd published
  * on a random 127.0.0.1 port, and talks to it over real HTTP. Also runs commands through Docker's
  * own exec API, which sees the container without going through sandboxd. Fails loudly when Docker
  * or the image is missing.
@@ -10,9 +11,11 @@ import http from 'node:http';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../sandbox-images/runtime/src/protocol.js';
-import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
+import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 
 export const BASE_IMAGE = 'runtime-sandbox/runtime-sandbox-base:latest';
+/** Who the code runs as (SANDBOXD_RUN_AS's default), and who dockerExec runs as. */
+export const SANDBOX_USER = '1000:1000';
 /** Every container made here carries this label (value: who made it), and only those are removed. */
 export const TEST_LABEL = 'io.runtime-sandbox.test';
 
@@ -47,6 +50,8 @@ export interface SandboxdContainer {
   exec(request: ExecRequest, token?: string): Promise<ExecResult>;
   /** Runs argv through Docker's exec API as the sandbox user: stdout and stderr together. */
   dockerExec(argv: string[]): Promise<DockerExecResult>;
+  /** The same as root (with sandboxd's capabilities), to look where the sandbox user cannot. */
+  dockerExecAsRoot(argv: string[]): Promise<DockerExecResult>;
   /** Whether `path` exists in the container, seen through Docker rather than sandboxd. */
   existsInContainer(path: string): Promise<boolean>;
   remove(): Promise<void>;
@@ -76,10 +81,13 @@ export async function startSandboxdContainer(
     Image: BASE_IMAGE,
     Env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
     Labels: { [TEST_LABEL]: options.purpose ?? 'sandboxd' },
+    // As the Docker deployer starts it: sandboxd as root, keeping only its capabilities.
+    User: '0:0',
     ExposedPorts: { [`${SANDBOXD_PORT}/tcp`]: {} },
     HostConfig: {
       PortBindings: { [`${SANDBOXD_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
       CapDrop: ['ALL'],
+      CapAdd: [...SANDBOXD_CAPABILITIES],
       SecurityOpt: ['no-new-privileges'],
       PidsLimit: 256,
       Memory: 1024 * 1024 * 1024,
@@ -128,9 +136,13 @@ function answersHealthz(url: string): Promise<boolean> {
   });
 }
 
-/** Runs argv with Docker's exec API (create, start, read to the end, inspect). */
-export async function dockerExec(container: Docker.Container, argv: string[]): Promise<DockerExecResult> {
-  const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true });
+/** Runs argv with Docker's exec API (create, start, read to the end, inspect), by default as the sandbox user. */
+export async function dockerExec(
+  container: Docker.Container,
+  argv: string[],
+  user = SANDBOX_USER,
+): Promise<DockerExecResult> {
+  const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, User: user });
   const stream = await exec.start({ hijack: true, stdin: false });
   const sink = new PassThrough();
   const chunks: Buffer[] = [];
@@ -170,6 +182,7 @@ function handleFor(container: Docker.Container, url: string, bootToken: string):
       return (await res.json()) as ExecResult;
     },
     dockerExec: (argv) => dockerExec(container, argv),
+    dockerExecAsRoot: (argv) => dockerExec(container, argv, '0:0'),
     async existsInContainer(path) {
       // -L as well: a dangling symlink is something too.
       const { exitCode } = await dockerExec(container, [

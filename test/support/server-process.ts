@@ -5,10 +5,11 @@
  * (scripts/test.sh builds first), else the TypeScript entry through tsx (`node --import tsx`), which
  * starts in well under a second. Each server gets PORT=0 (the kernel picks a free port, read back
  * from the "listening" log line), its own temp dir for workspaces and an empty `--config` file so a
- * developer's `.env` never leaks in. Callers give the deployment id, port range slice and the rest.
+ * developer's `.env` never leaks in. Callers give the deployment id (or leave the server on its
+ * default one), port range slice and the rest.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,8 +22,11 @@ const root = packageRoot();
 const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface ServerProcessOptions {
-  /** Names the deployment (CONTAINER_PREFIX_KEY and DEPLOYMENT_ID); unique per test file. */
-  deploymentId: string;
+  /**
+   * Names the deployment (CONTAINER_PREFIX_KEY and DEPLOYMENT_ID); unique per test file. Absent:
+   * neither is set, so the server runs on its default id or the next free one, as `npm start` does.
+   */
+  deploymentId?: string;
   /** A PORT_RANGE slice no other test file uses, e.g. "51100-51149". */
   portRange: string;
   /** More settings (POOL_SIZE, BEARER_TOKEN, ...). */
@@ -35,9 +39,14 @@ export interface ServerProcessOptions {
 
 export interface ServerProcess {
   readonly url: string;
+  /** The deployment id the server runs under, as it logged it. */
   readonly deploymentId: string;
-  /** Parent of the sandboxes' workspace dirs (DEFAULT_MOUNT_DIR). */
+  /** DEFAULT_MOUNT_DIR: the deployment's workspace root (one dir per sandbox) is inside it. */
   readonly mountDir: string;
+  /** The host dir of sandbox `id`'s /workspace. */
+  workspaceDir(id: string): string;
+  /** The sandbox ids that have a workspace dir now. */
+  workspaceDirs(): string[];
   readonly token: string | undefined;
   readonly child: ChildProcess;
   /** Every stdout JSON log line so far, parsed. */
@@ -70,7 +79,7 @@ export function serverCommand(): string[] {
 }
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
-  const dir = mkdtempSync(join(tmpdir(), `${options.deploymentId}-`));
+  const dir = mkdtempSync(join(tmpdir(), `${options.deploymentId ?? 'default-deployment'}-`));
   const mountDir = options.mountDir ?? join(dir, 'mounts');
   const configFile = join(dir, 'empty.env');
   writeFileSync(configFile, '');
@@ -78,8 +87,9 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? dir,
     PORT: '0',
-    CONTAINER_PREFIX_KEY: options.deploymentId,
-    DEPLOYMENT_ID: options.deploymentId,
+    ...(options.deploymentId === undefined
+      ? {}
+      : { CONTAINER_PREFIX_KEY: options.deploymentId, DEPLOYMENT_ID: options.deploymentId }),
     PORT_RANGE: options.portRange,
     DEFAULT_MOUNT_DIR: mountDir,
     ...options.env,
@@ -100,7 +110,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const listening = new Promise<string>((resolve, reject) => {
+  const listening = new Promise<{ url: string; deploymentId: string }>((resolve, reject) => {
     const timer = setTimeout(
       () =>
         reject(
@@ -118,7 +128,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       lines.push(parsed);
       if (parsed.msg === 'listening' && typeof parsed.url === 'string') {
         clearTimeout(timer);
-        resolve(parsed.url);
+        resolve({ url: parsed.url, deploymentId: String(parsed.deploymentId) });
       }
     });
     void exited.then((code) => {
@@ -128,12 +138,13 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   });
 
   let url: string;
+  let deploymentId: string;
   try {
-    url = await listening;
+    ({ url, deploymentId } = await listening);
   } catch (err) {
     // Never leave a half-started server behind: it would fight the next one over the deployment.
     child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    removeMountDir(dir);
     throw err;
   }
   const token = env.BEARER_TOKEN;
@@ -149,8 +160,10 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   };
   const server: ServerProcess = {
     url,
-    deploymentId: options.deploymentId,
+    deploymentId,
     mountDir,
+    workspaceDir: (id) => join(mountDir, deploymentId, id),
+    workspaceDirs: () => workspaceDirsIn(mountDir, deploymentId),
     token,
     child,
     exited,
@@ -168,7 +181,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const code = await exited;
-      rmSync(dir, { recursive: true, force: true });
+      removeMountDir(dir);
       return code;
     },
   };
@@ -177,6 +190,26 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     throw err;
   });
   return server;
+}
+
+/**
+ * Removes a folder that held DEFAULT_MOUNT_DIR: a server killed before its clean-up leaves its
+ * workspace root mounted (nosuid,nodev) inside, which is unmounted first.
+ */
+export function removeMountDir(dir: string): void {
+  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of mountPoints) execFileSync('umount', ['-l', point]);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The sandbox ids with a workspace dir in `mountDir` (DEFAULT_MOUNT_DIR) for the deployment. */
+export function workspaceDirsIn(mountDir: string, deploymentId: string): string[] {
+  const root = join(mountDir, deploymentId);
+  return existsSync(root) ? readdirSync(root) : [];
 }
 
 /** Runs the CLI to completion (for --help and start-up failures). */

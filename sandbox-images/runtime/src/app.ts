@@ -9,6 +9,7 @@ import type { Context, Limits } from './context.js';
 import { SandboxdError, withFsErrors } from './errors.js';
 import { execRoutes, ProcessGroups } from './exec.js';
 import { fileRoutes } from './files.js';
+import type { RunAs } from './handles.js';
 import { createRequestListener, type Route, readJson, sendJson } from './http.js';
 import { Workspace } from './paths.js';
 import { type HealthResponse, initRequestSchema } from './protocol.js';
@@ -17,6 +18,7 @@ export interface SandboxdOptions {
   bootToken: string;
   workspaceRoot: string;
   limits: Limits;
+  runAs: RunAs;
   /** Env every process starts from (the caller's env from /init and the request go over it). */
   processEnv: Record<string, string>;
 }
@@ -54,6 +56,7 @@ export async function createSandboxd(options: SandboxdOptions): Promise<Sandboxd
     limits: options.limits,
     gate: new TokenGate(options.bootToken),
     processes: new ProcessGroups(),
+    runAs: options.runAs,
     workspace: await Workspace.open(options.workspaceRoot),
     processEnv: options.processEnv,
     initialized: false,

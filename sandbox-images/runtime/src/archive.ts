@@ -4,7 +4,6 @@
  * read and found safe, so a refused or broken archive changes nothing.
  */
 import type { Stats } from 'node:fs';
-import { constants, createWriteStream } from 'node:fs';
 import {
   chmod,
   link,
@@ -17,12 +16,12 @@ import {
   readlink,
   rename,
   rm,
-  stat,
+  rmdir,
   symlink,
   utimes,
 } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -36,19 +35,34 @@ import {
 import type { Context } from './context.js';
 import { isTransient, lstatIfExists, SETTABLE_MODE_BITS, STAGING_PREFIX } from './entries.js';
 import { isErrno, SandboxdError, withFsErrors } from './errors.js';
+import {
+  CREATE_FLAGS,
+  Dir,
+  ensureDirectory,
+  own,
+  ownPath,
+  READ_FLAGS,
+  type RunAs,
+  removeEntry,
+  using,
+} from './handles.js';
 import { byteLimit, type Route, readQuery, requestBody, sendJson } from './http.js';
 import { Workspace } from './paths.js';
 import { type ArchiveExtractResponse, archiveQuerySchema } from './protocol.js';
 
-async function directoryAt(ctx: Context, path: string): Promise<string> {
+async function directoryAt(ctx: Context, path: string): Promise<Dir> {
   return withFsErrors({ path }, async () => {
-    const directory = await ctx.workspace.resolve(path);
-    if (!(await stat(directory)).isDirectory()) {
+    try {
+      return await Dir.open(ctx.workspace, await ctx.workspace.resolve(path), path);
+    } catch (err) {
+      if (!isErrno(err, 'ENOTDIR')) throw err;
       throw new SandboxdError('NOT_A_DIRECTORY', 'The path is not a directory', { path });
     }
-    return directory;
   });
 }
+
+/** Whether an open failed because the entry is gone or was replaced (by a link, a file) meanwhile. */
+const replacedMeanwhile = (err: unknown) => isErrno(err, 'ENOENT', 'ENOTDIR', 'ELOOP');
 
 // ---- GET /archive ------------------------------------------------------------------------------
 
@@ -65,12 +79,18 @@ function addEntry(
   });
 }
 
-async function addFile(pack: TarPack, absolute: string, header: Partial<TarHeader> & { name: string }) {
-  const file = await open(absolute, constants.O_RDONLY | constants.O_NONBLOCK);
+async function addFile(pack: TarPack, path: string, header: Partial<TarHeader> & { name: string }) {
+  const file = await open(path, READ_FLAGS).catch((err: unknown) => {
+    if (replacedMeanwhile(err)) return undefined;
+    throw err;
+  });
+  if (!file) return;
   try {
     // The size is taken from the open file and exactly that much is read, so a file that changes
     // while it is packed cannot break the tar's framing.
-    const { size } = await file.stat();
+    const stats = await file.stat();
+    if (!stats.isFile()) return;
+    const { size } = stats;
     const content =
       size === 0 ? undefined : file.createReadStream({ start: 0, end: size - 1, autoClose: false });
     await addEntry(pack, { ...header, type: 'file', size }, content);
@@ -79,21 +99,35 @@ async function addFile(pack: TarPack, absolute: string, header: Partial<TarHeade
   }
 }
 
-/** Every entry under `directory`, parents before children; symlinks are stored as links. */
-async function packTree(pack: TarPack, directory: string, prefix: string): Promise<void> {
-  for (const name of (await readdir(directory)).sort()) {
+/**
+ * Every entry under `dir`, parents before children; symlinks are stored as links. Each directory
+ * is entered through a descriptor, so one swapped for a link mid-way is skipped, not followed.
+ */
+async function packTree(pack: TarPack, dir: Dir, prefix: string): Promise<void> {
+  for (const name of (await readdir(dir.path)).sort()) {
     if (isTransient(name)) continue;
-    const absolute = join(directory, name);
-    const stats = await lstatIfExists(absolute);
+    const path = dir.child(name);
+    const stats = await lstatIfExists(path);
     if (!stats) continue;
     const header = { name: `${prefix}${name}`, mode: stats.mode & 0o7777, mtime: stats.mtime };
     if (stats.isDirectory()) {
-      await addEntry(pack, { ...header, name: `${header.name}/`, type: 'directory' });
-      await packTree(pack, absolute, `${header.name}/`);
+      const child = await dir.openDir(name).catch((err: unknown) => {
+        if (replacedMeanwhile(err)) return undefined;
+        throw err;
+      });
+      if (!child) continue;
+      await using(child, async () => {
+        await addEntry(pack, { ...header, name: `${header.name}/`, type: 'directory' });
+        await packTree(pack, child, `${header.name}/`);
+      });
     } else if (stats.isSymbolicLink()) {
-      await addEntry(pack, { ...header, type: 'symlink', linkname: await readlink(absolute) });
+      const linkname = await readlink(path).catch((err: unknown) => {
+        if (replacedMeanwhile(err) || isErrno(err, 'EINVAL')) return undefined;
+        throw err;
+      });
+      if (linkname !== undefined) await addEntry(pack, { ...header, type: 'symlink', linkname });
     } else if (stats.isFile()) {
-      await addFile(pack, absolute, header);
+      await addFile(pack, path, header);
     }
     // Sockets, FIFOs and devices have no content to carry; they are left out.
   }
@@ -102,9 +136,13 @@ async function packTree(pack: TarPack, directory: string, prefix: string): Promi
 async function sendArchive(ctx: Context, res: ServerResponse, url: URL): Promise<void> {
   const { path, gzip } = readQuery(url, archiveQuerySchema);
   const directory = await directoryAt(ctx, path);
-  res.writeHead(200, { 'content-type': gzip === 'true' ? 'application/gzip' : 'application/x-tar' });
+  await using(directory, () => streamArchive(res, directory, gzip === 'true'));
+}
+
+async function streamArchive(res: ServerResponse, directory: Dir, gzip: boolean): Promise<void> {
+  res.writeHead(200, { 'content-type': gzip ? 'application/gzip' : 'application/x-tar' });
   const pack = tarPack();
-  const sending = gzip === 'true' ? pipeline(pack, createGzip(), res) : pipeline(pack, res);
+  const sending = gzip ? pipeline(pack, createGzip(), res) : pipeline(pack, res);
   // The client may hang up while the tree is still being packed; until `await sending` below, that
   // rejection has no handler, and an unhandled rejection would end sandboxd.
   sending.catch(() => undefined);
@@ -148,9 +186,14 @@ function archivePath(entry: string, path: string, what: 'name' | 'hard link targ
 
 /**
  * Checks that every parent of `name` inside the staging directory is a real directory, never a
- * symlink (which could carry a write outside); with `create`, missing parents are made.
+ * symlink (which could carry a write outside); with `runAs`, missing parents are made, theirs.
  */
-async function checkParents(staging: string, entry: string, name: string, create: boolean): Promise<void> {
+async function checkParents(
+  staging: string,
+  entry: string,
+  name: string,
+  runAs: RunAs | undefined,
+): Promise<void> {
   let current = staging;
   for (const part of name.split('/').slice(0, -1)) {
     current = join(current, part);
@@ -166,20 +209,26 @@ async function checkParents(staging: string, entry: string, name: string, create
         },
       );
     }
-    if (!create) throw unsafe(entry, 'is a hard link to something other than an earlier file of the archive');
+    if (!runAs) throw unsafe(entry, 'is a hard link to something other than an earlier file of the archive');
     await mkdir(current, { mode: 0o755 });
+    await ownPath(current, runAs);
   }
 }
 
 /** Makes way for a new entry at `name`: parents made, whatever was there removed (later entries win). */
-async function prepare(staging: string, entry: string, name: string): Promise<string> {
-  await checkParents(staging, entry, name, true);
+async function prepare(staging: string, entry: string, name: string, runAs: RunAs): Promise<string> {
+  await checkParents(staging, entry, name, runAs);
   const target = join(staging, name);
   await rm(target, { recursive: true, force: true });
   return target;
 }
 
-async function stageEntry(staging: string, entry: TarEntry, staged: Staged): Promise<void> {
+/**
+ * Stages one entry. `staging` is reached through a descriptor and only sandboxd may enter it (a
+ * root-owned 0700 directory), so plain paths inside it are safe; everything made there is given
+ * to the run-as user at once, before the merge shows it under its final name.
+ */
+async function stageEntry(staging: string, entry: TarEntry, staged: Staged, runAs: RunAs): Promise<void> {
   const { header } = entry;
   const name = archivePath(header.name, header.name, 'name');
   const mode = header.mode & SETTABLE_MODE_BITS;
@@ -192,12 +241,13 @@ async function stageEntry(staging: string, entry: TarEntry, staged: Staged): Pro
   }
   switch (header.type) {
     case 'directory': {
-      await checkParents(staging, header.name, name, true);
+      await checkParents(staging, header.name, name, runAs);
       const target = join(staging, name);
       if (!(await lstatIfExists(target))?.isDirectory()) {
         await rm(target, { force: true });
         // Owner-writable while staged; the archive's mode is applied after the merge.
         await mkdir(target, { mode: 0o700 });
+        await ownPath(target, runAs);
       }
       staged.directories.set(name, { mode, mtime: header.mtime });
       entry.resume();
@@ -205,20 +255,27 @@ async function stageEntry(staging: string, entry: TarEntry, staged: Staged): Pro
     }
     case 'file':
     case 'contiguous-file': {
-      const target = await prepare(staging, header.name, name);
+      const target = await prepare(staging, header.name, name, runAs);
       // The parser destroys the entry when the archive ends early, maybe while we prepared; a
       // pipeline from an already destroyed (streamx) stream would never settle.
       if (entry.destroyed) throw new Error(`the archive ends inside ${JSON.stringify(header.name)}`);
-      await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+      const file = await open(target, CREATE_FLAGS, 0o600);
+      try {
+        await own(file, runAs);
+        await pipeline(entry, file.createWriteStream());
+      } finally {
+        await file.close();
+      }
       await chmod(target, mode);
       await utimes(target, header.mtime, header.mtime);
       break;
     }
     case 'symlink': {
       if (!header.linkname) throw unsafe(header.name, 'is a symlink without a target');
-      const target = await prepare(staging, header.name, name);
+      const target = await prepare(staging, header.name, name, runAs);
       // Where it leads is checked once every entry is in place (later entries can change that).
       await symlink(header.linkname, target);
+      await ownPath(target, runAs);
       await lutimes(target, header.mtime, header.mtime);
       entry.resume();
       break;
@@ -226,11 +283,11 @@ async function stageEntry(staging: string, entry: TarEntry, staged: Staged): Pro
     case 'link': {
       const source = archivePath(header.name, header.linkname, 'hard link target');
       if (source === null) throw unsafe(header.name, 'is a hard link to the destination itself');
-      await checkParents(staging, header.name, source, false);
+      await checkParents(staging, header.name, source, undefined);
       if (!(await lstatIfExists(join(staging, source)))?.isFile()) {
         throw unsafe(header.name, 'is a hard link to something other than an earlier file of the archive');
       }
-      const target = await prepare(staging, header.name, name);
+      const target = await prepare(staging, header.name, name, runAs);
       await link(join(staging, source), target);
       entry.resume();
       break;
@@ -243,7 +300,8 @@ async function stageEntry(staging: string, entry: TarEntry, staged: Staged): Pro
 
 /** Refuses any staged symlink that, followed the way the kernel will, leads out of the destination. */
 async function checkSymlinks(staging: string, destination: string): Promise<void> {
-  const jail = await Workspace.open(staging);
+  // Rooted at the descriptor path itself: the staging directory's name is the sandbox's to change.
+  const jail = Workspace.at(staging);
   const visit = async (directory: string): Promise<void> => {
     for (const name of await readdir(directory)) {
       const absolute = join(directory, name);
@@ -251,11 +309,15 @@ async function checkSymlinks(staging: string, destination: string): Promise<void
       if (stats.isDirectory()) await visit(absolute);
       if (!stats.isSymbolicLink()) continue;
       const target = await readlink(absolute);
+      const intoDestination = target === destination || target.startsWith(`${destination}/`);
+      if (target.startsWith('/') && !intoDestination) {
+        throw unsafe(
+          jail.relative(absolute),
+          `is a symlink to ${JSON.stringify(target)}, outside the destination`,
+        );
+      }
       // An absolute target is judged where it will point once merged: into the destination.
-      const staged =
-        target === destination || target.startsWith(`${destination}/`)
-          ? `${staging}${target.slice(destination.length)}`
-          : target;
+      const staged = intoDestination ? `${staging}${target.slice(destination.length)}` : target;
       try {
         await jail.resolveLinkTarget(absolute, staged);
       } catch (err) {
@@ -273,13 +335,20 @@ async function checkSymlinks(staging: string, destination: string): Promise<void
 }
 
 /** Reads the whole archive into `staging`, checking every entry; throws on the first bad one. */
-async function stage(staging: string, destination: string, body: Readable, gzip: boolean, limit: number) {
+async function stage(
+  staging: string,
+  destination: string,
+  body: Readable,
+  gzip: boolean,
+  limit: number,
+  runAs: RunAs,
+) {
   const extract = tarExtract();
   // The inflated size counts against the same limit: a small gzip must not fill the disk.
   const feeding = gzip ? pipeline(body, createGunzip(), byteLimit(limit), extract) : pipeline(body, extract);
   const staged: Staged = { entries: 0, directories: new Map() };
   const unpacking = (async () => {
-    for await (const entry of extract) await stageEntry(staging, entry, staged);
+    for await (const entry of extract) await stageEntry(staging, entry, staged, runAs);
   })();
   // The feeding side first: when both failed, its error (a parse or gzip error) is the cause.
   const outcomes = await Promise.allSettled([feeding, unpacking]);
@@ -301,34 +370,92 @@ async function stage(staging: string, destination: string, body: Readable, gzip:
   });
 }
 
-/** Moves the staged tree into `to`, never following a symlink found there (it is replaced instead). */
-async function merge(from: string, to: string): Promise<void> {
-  for (const name of await readdir(from)) {
-    const source = join(from, name);
-    const target = join(to, name);
+/**
+ * Moves the staged tree into `to`, never following a symlink found there (it is replaced
+ * instead): every directory on both sides is entered through a descriptor.
+ */
+async function merge(from: Dir, to: Dir): Promise<void> {
+  for (const name of await readdir(from.path)) {
+    const source = from.child(name);
+    const target = to.child(name);
     const [sourceStats, targetStats]: [Stats, Stats | undefined] = await Promise.all([
       lstat(source),
       lstatIfExists(target),
     ]);
     if (sourceStats.isDirectory() && targetStats?.isDirectory()) {
-      await merge(source, target);
+      await using(await from.openDir(name), async (fromChild) =>
+        using(await to.openDir(name), (toChild) => merge(fromChild, toChild)),
+      );
       continue;
     }
     if (targetStats && (sourceStats.isDirectory() || targetStats.isDirectory())) {
-      await rm(target, { recursive: true });
+      await removeEntry(to, name);
     }
     await rename(source, target);
   }
 }
 
+/** The directory at `relative` under `dir`, every component entered through a descriptor; undefined if there is none. */
+async function openUnder(dir: Dir, relative: string): Promise<Dir | undefined> {
+  let current: Dir | undefined;
+  try {
+    for (const name of relative.split('/')) {
+      const next: Dir = await (current ?? dir).openDir(name);
+      await current?.close();
+      current = next;
+    }
+    return current;
+  } catch (err) {
+    await current?.close();
+    if (replacedMeanwhile(err)) return undefined;
+    throw err;
+  }
+}
+
 /** Gives the archive's directories their modes and mtimes, children first (a parent may be read-only). */
-async function applyDirectoryAttributes(destination: string, staged: Staged): Promise<void> {
+async function applyDirectoryAttributes(destination: Dir, staged: Staged): Promise<void> {
   const deepestFirst = [...staged.directories].sort(([a], [b]) => b.length - a.length);
   for (const [name, { mode, mtime }] of deepestFirst) {
-    const directory = join(destination, name);
-    if (!(await lstatIfExists(directory))?.isDirectory()) continue;
-    await chmod(directory, mode);
-    await utimes(directory, mtime, mtime);
+    const directory = await openUnder(destination, name);
+    if (!directory) continue;
+    await using(directory, async () => {
+      await directory.file.chmod(mode);
+      await directory.file.utimes(mtime, mtime);
+    });
+  }
+}
+
+/**
+ * A fresh staging directory in the workspace root (on the destination's file system, so merging
+ * is renaming), open, and checked to be the one sandboxd made: the sandbox may rename it or put
+ * its own in its place, but it can make nothing that belongs to sandboxd's user.
+ */
+async function makeStaging(root: Dir): Promise<Staging> {
+  const name = basename(await mkdtemp(root.child(STAGING_PREFIX)));
+  const dir = await root.openDir(name);
+  if ((await dir.file.stat()).uid !== process.geteuid?.()) {
+    await dir.close();
+    throw new SandboxdError('PERMISSION_DENIED', 'The staging directory was replaced while in use');
+  }
+  return { dir, name };
+}
+
+interface Staging {
+  dir: Dir;
+  name: string;
+}
+
+/** Empties and removes the staging directory; a failure is logged, not thrown over the request's own outcome. */
+async function discardStaging(root: Dir, staging: Staging): Promise<void> {
+  try {
+    for (const name of await readdir(staging.dir.path)) await removeEntry(staging.dir, name);
+    // By its name, all rmdir takes; if the sandbox renamed it, an empty directory is left there.
+    await rmdir(root.child(staging.name));
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'ENOTEMPTY'))
+      console.error('sandboxd: cannot remove staging:', err);
+  } finally {
+    await staging.dir.close();
   }
 }
 
@@ -340,7 +467,7 @@ async function receiveArchive(
 ): Promise<void> {
   const { path, gzip } = readQuery(url, archiveQuerySchema);
   const body = requestBody(req, ctx.limits.maxUploadBytes);
-  const { workspace } = ctx;
+  const { workspace, runAs } = ctx;
   const destination = await withFsErrors({ path }, async () => {
     const resolved = await workspace.resolve(path);
     if ((await lstatIfExists(resolved))?.isDirectory() === false) {
@@ -348,20 +475,30 @@ async function receiveArchive(
     }
     return resolved;
   });
-  // In the workspace root: on the destination's file system, so merging is renaming.
-  const staging = await withFsErrors({ path }, () => mkdtemp(join(workspace.root, STAGING_PREFIX)));
-  try {
-    const staged = await stage(staging, destination, body, gzip === 'true', ctx.limits.maxUploadBytes);
-    await withFsErrors({ path }, async () => {
-      await mkdir(destination, { recursive: true });
-      await merge(staging, destination);
-      await applyDirectoryAttributes(destination, staged);
-    });
-    const answer: ArchiveExtractResponse = { entries: staged.entries };
-    sendJson(res, 200, answer);
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  const root = await withFsErrors({ path }, () => Dir.open(workspace, workspace.root));
+  await using(root, async () => {
+    const staging = await withFsErrors({ path }, () => makeStaging(root));
+    try {
+      const staged = await stage(
+        staging.dir.path,
+        destination,
+        body,
+        gzip === 'true',
+        ctx.limits.maxUploadBytes,
+        runAs,
+      );
+      await withFsErrors({ path }, async () =>
+        using(await ensureDirectory(workspace, runAs, destination, path), async (target) => {
+          await merge(staging.dir, target);
+          await applyDirectoryAttributes(target, staged);
+        }),
+      );
+      const answer: ArchiveExtractResponse = { entries: staged.entries };
+      sendJson(res, 200, answer);
+    } finally {
+      await discardStaging(root, staging);
+    }
+  });
 }
 
 export function archiveRoutes(ctx: Context): Array<[string, Route]> {

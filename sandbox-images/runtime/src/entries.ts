@@ -40,9 +40,17 @@ export function fileTypeOf(stats: Stats): FileType {
   return 'other';
 }
 
-/** The entry at `absolute` (inside the workspace), a symlink described as itself. */
-export async function fileEntry(workspace: Workspace, absolute: string, stats?: Stats): Promise<FileEntry> {
-  const info = stats ?? (await lstat(absolute));
+/**
+ * The entry at `absolute` (inside the workspace), a symlink described as itself; `reach` is the
+ * path it is read through (a descriptor's, see handles.ts), `absolute` only names it.
+ */
+export async function fileEntry(
+  workspace: Workspace,
+  absolute: string,
+  reach: string,
+  stats?: Stats,
+): Promise<FileEntry> {
+  const info = stats ?? (await lstat(reach));
   const type = fileTypeOf(info);
   return {
     name: basename(absolute),
@@ -51,6 +59,6 @@ export async function fileEntry(workspace: Workspace, absolute: string, stats?: 
     size: info.size,
     mode: info.mode & 0o7777,
     modifiedAt: info.mtime.toISOString(),
-    ...(type === 'symlink' ? { symlinkTarget: await readlink(absolute) } : {}),
+    ...(type === 'symlink' ? { symlinkTarget: await readlink(reach) } : {}),
   };
 }

@@ -3,11 +3,11 @@
  * a stream of events (NDJSON). A timeout, a vanished client or shutdown kills the whole group.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { Context } from './context.js';
-import { SandboxdError, withFsErrors } from './errors.js';
+import { isErrno, SandboxdError, withFsErrors } from './errors.js';
+import { Dir, type RunAs } from './handles.js';
 import { type Route, readJson, sendJson } from './http.js';
 import { type ExecEvent, type ExecRequest, type ExecResult, execRequestSchema, NDJSON } from './protocol.js';
 
@@ -48,7 +48,9 @@ export class ProcessGroups {
 
 interface Launch {
   request: ExecRequest;
-  cwd: string;
+  /** The working directory, open; launch() closes it. */
+  cwd: Dir;
+  runAs: RunAs;
   env: Record<string, string>;
   onOutput: (stream: StreamName, chunk: Buffer) => void;
 }
@@ -145,13 +147,24 @@ async function launch(launch: Launch): Promise<RunningProcess | { error: NodeJS.
   const [file, args] =
     typeof command === 'string' ? ['/bin/sh', ['-c', command]] : [command[0]!, command.slice(1)];
   const startedAt = performance.now();
-  const child = spawn(file, args, {
-    cwd: launch.cwd,
-    env: launch.env,
-    // Its own process group, so that a kill reaches the grandchildren too.
-    detached: true,
-    stdio: 'pipe',
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, {
+      // The child changes into the open directory itself (its /proc/self/fd path, before it
+      // execs), so a directory swapped for a link after the check cannot send it elsewhere.
+      cwd: launch.cwd.path,
+      env: launch.env,
+      // Its own process group, so that a kill reaches the grandchildren too.
+      detached: true,
+      stdio: 'pipe',
+      // Setting uid and gid also clears the supplementary groups; leaving root drops every capability.
+      ...(launch.runAs.switchUser ? { uid: launch.runAs.uid, gid: launch.runAs.gid } : {}),
+    });
+  } finally {
+    // Spawning is synchronous, so the child is in its directory (or failed) already. Not awaited:
+    // nothing may be awaited before the child's events are listened for, or an early exit is missed.
+    launch.cwd.close().catch((err: unknown) => console.error('sandboxd: cannot close a cwd:', err));
+  }
   if (child.pid === undefined) {
     const error = await new Promise<NodeJS.ErrnoException>((resolve) => child.once('error', resolve));
     return { error };
@@ -272,13 +285,14 @@ async function handleExec(ctx: Context, req: IncomingMessage, res: ServerRespons
   const request = await readJson(req, ctx.limits.maxJsonBytes, execRequestSchema);
   const cwdPath = request.cwd ?? '.';
   const cwd = await withFsErrors({ path: cwdPath }, async () => {
-    const resolved = await ctx.workspace.resolve(cwdPath);
-    if (!(await stat(resolved)).isDirectory()) {
+    try {
+      return await Dir.open(ctx.workspace, await ctx.workspace.resolve(cwdPath), cwdPath);
+    } catch (err) {
+      if (!isErrno(err, 'ENOTDIR')) throw err;
       throw new SandboxdError('NOT_A_DIRECTORY', 'cwd is not a directory', { path: cwdPath });
     }
-    return resolved;
   });
-  const spec = { request, cwd, env: { ...ctx.processEnv, ...request.env } };
+  const spec = { request, cwd, runAs: ctx.runAs, env: { ...ctx.processEnv, ...request.env } };
   const streamed = req.headers.accept?.includes(NDJSON) ?? false;
   await (streamed ? execStreamed(ctx, res, spec) : execBuffered(ctx, res, spec));
 }

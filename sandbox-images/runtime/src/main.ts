@@ -1,10 +1,13 @@
 /**
  * sandboxd's entry point: reads its settings from the environment (refusing to start without a
- * boot token), listens on all interfaces of the sandbox, and stops cleanly on SIGTERM.
+ * boot token), settles who the code runs as, listens on all interfaces of the sandbox, and stops
+ * cleanly on SIGTERM.
  */
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { createSandboxd } from './app.js';
-import { DEFAULT_LIMITS, SANDBOXD_ENV, SANDBOXD_PORT } from './protocol.js';
+import type { RunAs } from './handles.js';
+import { DEFAULT_LIMITS, DEFAULT_RUN_AS, SANDBOXD_ENV, SANDBOXD_PORT } from './protocol.js';
 
 /** How long in-flight answers get after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
@@ -18,7 +21,45 @@ const settingsSchema = z.object({
   [SANDBOXD_ENV.maxJsonBytes]: byteCount(DEFAULT_LIMITS.maxJsonBytes),
   [SANDBOXD_ENV.maxUploadBytes]: byteCount(DEFAULT_LIMITS.maxUploadBytes),
   [SANDBOXD_ENV.maxOutputBytes]: byteCount(DEFAULT_LIMITS.maxOutputBytes),
+  [SANDBOXD_ENV.runAs]: z
+    .string()
+    .regex(/^\d{1,10}:\d{1,10}$/, 'is uid:gid in numbers, e.g. 1000:1000')
+    .default(DEFAULT_RUN_AS)
+    .transform((value) => {
+      const [uid, gid] = value.split(':').map(Number);
+      return { uid: uid!, gid: gid! };
+    })
+    .refine(({ uid, gid }) => uid !== 0 && gid !== 0, 'may not be root (uid or gid 0)'),
 });
+
+/**
+ * Root switches to the run-as user for every process it starts; anyone else can only run code as
+ * itself, so it must be that user already.
+ */
+function runAsFor(wanted: { uid: number; gid: number }): RunAs {
+  const uid = process.geteuid?.();
+  const gid = process.getegid?.();
+  if (uid === undefined || gid === undefined) fail('needs a POSIX system (user and group ids)');
+  if (uid === 0) return { ...wanted, switchUser: true };
+  if (uid !== wanted.uid || gid !== wanted.gid) {
+    fail(
+      `runs as ${uid}:${gid}, not root, so it cannot run code as ${SANDBOXD_ENV.runAs}=${wanted.uid}:${wanted.gid}; ` +
+        `start it as root (it keeps only the capabilities it needs) or set ${SANDBOXD_ENV.runAs}=${uid}:${gid}`,
+    );
+  }
+  return { ...wanted, switchUser: false };
+}
+
+/** HOME, USER and LOGNAME of `uid` from /etc/passwd; its number and `/` for a user not listed there. */
+async function accountEnv(uid: number): Promise<Record<string, string>> {
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  const fields = passwd
+    .split('\n')
+    .map((line) => line.split(':'))
+    .find((entry) => entry.length >= 7 && entry[2] === String(uid));
+  const name = fields?.[0] || String(uid);
+  return { HOME: fields?.[5] || '/', USER: name, LOGNAME: name };
+}
 
 function fail(message: string): never {
   console.error(`sandboxd: ${message}`);
@@ -31,11 +72,14 @@ async function main(): Promise<void> {
     fail(parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; '));
   }
   const settings = parsed.data;
-  // Processes run here get the image's env, not sandboxd's settings (the boot token least of all).
+  const runAs = runAsFor(settings[SANDBOXD_ENV.runAs]);
+  // Processes run here get the image's env, not sandboxd's settings (the boot token least of all),
+  // and the run-as user's own HOME and names rather than root's.
   const processEnv: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SANDBOXD_') && value !== undefined) processEnv[name] = value;
   }
+  Object.assign(processEnv, await accountEnv(runAs.uid));
   delete process.env[SANDBOXD_ENV.bootToken];
 
   const sandboxd = await createSandboxd({
@@ -46,13 +90,17 @@ async function main(): Promise<void> {
       maxUploadBytes: settings[SANDBOXD_ENV.maxUploadBytes],
       maxOutputBytes: settings[SANDBOXD_ENV.maxOutputBytes],
     },
+    runAs,
     processEnv,
   }).catch((err: unknown) => fail(`cannot open the workspace: ${err instanceof Error ? err.message : err}`));
 
   const port = settings[SANDBOXD_ENV.port];
   sandboxd.server.on('error', (err) => fail(`cannot listen on port ${port}: ${err.message}`));
   sandboxd.server.listen(port, '0.0.0.0', () => {
-    console.log(`sandboxd listening on 0.0.0.0:${port}, workspace ${settings[SANDBOXD_ENV.workspaceRoot]}`);
+    console.log(
+      `sandboxd listening on 0.0.0.0:${port}, workspace ${settings[SANDBOXD_ENV.workspaceRoot]}, ` +
+        `running code as ${runAs.uid}:${runAs.gid}`,
+    );
   });
 
   const stop = (signal: string) => {

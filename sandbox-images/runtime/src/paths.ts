@@ -21,6 +21,14 @@ export class Workspace {
     return new Workspace(root);
   }
 
+  /**
+   * A workspace whose root is `root` exactly as given, not resolved: a directory reached through a
+   * descriptor (`/proc/self/fd/<fd>`, see handles.ts), which a realpath would turn back into a name.
+   */
+  static at(root: string): Workspace {
+    return new Workspace(root);
+  }
+
   /** The physical path `userPath` names, every symlink followed. For reading and writing contents. */
   async resolve(userPath: string): Promise<string> {
     return this.confine(userPath, await this.physical(this.lexical(userPath)));

@@ -15,7 +15,33 @@ export const SANDBOXD_ENV = {
   maxJsonBytes: 'SANDBOXD_MAX_JSON_BYTES',
   maxUploadBytes: 'SANDBOXD_MAX_UPLOAD_BYTES',
   maxOutputBytes: 'SANDBOXD_MAX_OUTPUT_BYTES',
+  /**
+   * `uid:gid` (numbers) that every process runs as and every created file belongs to; default
+   * 1000:1000. sandboxd started as root switches to it; started as anyone else, it must be that user.
+   */
+  runAs: 'SANDBOXD_RUN_AS',
 } as const;
+
+/** The run-as identity when SANDBOXD_RUN_AS is unset: the images' `sandbox` user. */
+export const DEFAULT_RUN_AS = '1000:1000';
+
+/**
+ * The only capabilities sandboxd (root in its container) keeps; every other one is dropped. The code
+ * it runs has none: leaving root for the run-as user clears them all.
+ */
+export const SANDBOXD_CAPABILITIES = [
+  // Start every process as the run-as user, supplementary groups cleared.
+  'SETUID',
+  'SETGID',
+  // Kill the process groups of those processes (another user's) on timeout, hang-up and shutdown.
+  'KILL',
+  // Give every file and directory it creates to the run-as user.
+  'CHOWN',
+  // Read, write and enter what the user owns, whatever its mode (0600, 0000, a read-only directory).
+  'DAC_OVERRIDE',
+  // chmod and utimes on the user's files (archive modes and mtimes), rename and delete in its sticky directories.
+  'FOWNER',
+] as const;
 
 export const DEFAULT_LIMITS = {
   /** JSON request bodies (exec with stdin included). */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { initRequestSchema } from '../../../sandbox-images/runtime/src/protocol.js';
+import { networkPolicySchema } from '../sandbox-types/definition.js';
 import { snapshotIdSchema, snapshotKeySchema, snapshotRecordSchema } from '../snapshots/snapshot-store.js';
 
 export {
@@ -73,6 +74,11 @@ export const acquireRequestSchema = z.strictObject({
     .max(30 * DAY_SECONDS)
     .optional()
     .describe('Hard lifetime in seconds from the acquire, whatever the activity'),
+  network: networkPolicySchema
+    .optional()
+    .describe(
+      "Network policy: `public` (the internet only) or `none`; only as strict as the type's or stricter. A policy other than the type's skips the warm pool",
+    ),
   restore: z
     .union([
       z.strictObject({ snapshotId: snapshotIdSchema.describe('The snapshot to restore') }),

@@ -2,15 +2,15 @@
  * runtime-sandbox-server [--config FILE.env] [--extension MODULE]... [--log-level LEVEL] [--help]
  *
  * Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 2 for a bad command line or config; 1 when
- * the server cannot start (Docker down, image missing, port taken), a second signal forces it out,
- * or an uncaught fault stops it.
+ * the server cannot start (Docker down, image missing, port or deployment id taken), a second
+ * signal forces it out, or an uncaught fault stops it.
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { StartupError, startServer } from '../app.js';
 import { runPrimary } from '../cluster/primary.js';
 import { followPrimary, workerLogger } from '../cluster/worker.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, type LoadedConfig, loadSettings } from '../config/load.js';
 import { messageOf } from '../manager/errors.js';
 import { createLogger, logLevelOf } from '../observability/logger.js';
 import { ExtensionLoadError } from '../sandbox-types/extensions.js';
@@ -44,15 +44,16 @@ async function main(): Promise<void> {
     return;
   }
 
-  let config: ReturnType<typeof loadConfig>;
+  let loaded: LoadedConfig;
   try {
     const env =
       args['log-level'] === undefined ? process.env : { ...process.env, LOG_LEVEL: args['log-level'] };
-    config = loadConfig({ configFile: args.config, env });
+    loaded = loadSettings({ configFile: args.config, env });
   } catch (err) {
     if (err instanceof ConfigError) fail(2, oneLine(err.message));
     throw err;
   }
+  const { config, given } = loaded;
 
   const logger = workerLogger(createLogger(logLevelOf(config)));
   if (config.WORKERS > 1 && cluster.isPrimary) {
@@ -85,7 +86,12 @@ async function main(): Promise<void> {
 
   let running: Awaited<ReturnType<typeof startServer>>;
   try {
-    running = await startServer({ config, extensions: args.extension ?? [], logger });
+    running = await startServer({
+      config,
+      extensions: args.extension ?? [],
+      logger,
+      deploymentIdChosen: given.has('DEPLOYMENT_ID') || given.has('CONTAINER_PREFIX_KEY'),
+    });
   } catch (err) {
     const badSetup =
       err instanceof ExtensionLoadError ||

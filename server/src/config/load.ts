@@ -32,18 +32,35 @@ export interface LoadConfigOptions {
 }
 
 /** Settings whose values never appear in error messages. */
-const SECRET_KEYS = new Set(['BEARER_TOKEN', 'REDIS_PASSWORD', 'OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET']);
+const SECRET_KEYS = new Set([
+  'BEARER_TOKEN',
+  'SANDBOX_TOKEN_SECRET',
+  'REDIS_PASSWORD',
+  'OSS_ACCESS_KEY_ID',
+  'OSS_ACCESS_KEY_SECRET',
+]);
 
 const KNOWN_KEYS: readonly string[] = Object.keys(configSchema.shape);
 
+export interface LoadedConfig {
+  config: Config;
+  /** The settings given a value (by the environment or the file), as opposed to left at their default. */
+  given: ReadonlySet<string>;
+}
+
 export function loadConfig(options: LoadConfigOptions = {}): Config {
+  return loadSettings(options).config;
+}
+
+/** loadConfig, saying which settings were given. */
+export function loadSettings(options: LoadConfigOptions = {}): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
   const file = dotenvFile(options.configFile, cwd);
   const fromFile = file ? readDotenv(file) : {};
   const raw = { ...knownSettings(fromFile), ...knownSettings(options.env ?? process.env) };
 
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) return { config: result.data, given: new Set(Object.keys(raw)) };
   const origin = file ? `environment over ${file}` : 'environment';
   throw new ConfigError(
     result.error.issues.map((issue) => describeIssue(issue, raw)),

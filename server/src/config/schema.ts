@@ -2,6 +2,7 @@
  * Every server setting, with its default, in one zod schema. Names follow the seed server so its
  * users can bring their `.env`. `loadConfig` (config/load.ts) reads dotenv + process.env into this.
  */
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
 const bool = z
@@ -102,6 +103,10 @@ const readonlyMounts = z.string().transform((raw, ctx) => {
   return pairs.map(([hostPath, containerPath]) => ({ hostPath, containerPath }));
 });
 
+/** Replicas sharing Redis must derive the same sandbox tokens (manager/sandbox-tokens.ts). */
+export const REDIS_NEEDS_SECRET =
+  'REDIS_ENABLED needs SANDBOX_TOKEN_SECRET or BEARER_TOKEN so every replica derives the same sandbox tokens';
+
 export const configSchema = z
   .object({
     HOST: z.string().default('127.0.0.1'),
@@ -110,6 +115,13 @@ export const configSchema = z
     DEBUG: bool.default(false),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
     BEARER_TOKEN: optionalString,
+    /**
+     * Key the per-sandbox tokens are derived from (HMAC), so the state store holds only nonces.
+     * Unset: derived from BEARER_TOKEN, else random per process (in-memory state only).
+     */
+    SANDBOX_TOKEN_SECRET: optionalString.pipe(
+      z.string().min(32, 'needs at least 32 characters, e.g. `openssl rand -hex 32`').optional(),
+    ),
 
     DEFAULT_SANDBOX_TYPE: stringList.default(['base']),
     POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(1),
@@ -132,8 +144,13 @@ export const configSchema = z
     PORT_RANGE: portRange.default({ start: 49152, end: 59152 }),
     /** Host address the sandboxd ports are published on, and the server connects to. */
     SANDBOX_HOST_ADDRESS: z.string().default('127.0.0.1'),
-    /** When set, sandboxes join this Docker network and are reached at their address there. */
-    DOCKER_NETWORK: optionalString,
+    /**
+     * Install the host packet filter that keeps sandboxes off the host's addresses and private
+     * networks (iptables, needs root). Turning it off leaves those reachable from every sandbox.
+     */
+    SANDBOX_FIREWALL: bool.default(true),
+    /** Docker runtime for every sandbox (`runsc` for gVisor, `kata-runtime`); a type may set its own. */
+    DOCKER_RUNTIME: optionalString,
     DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
 
     HEARTBEAT_TIMEOUT: z.coerce.number().int().min(1).default(300).describe('idle timeout, seconds'),
@@ -207,6 +224,9 @@ export const configSchema = z
         message: 'WORKERS > 1 needs REDIS_ENABLED=true: workers share pool and port state through Redis',
       });
     }
+    if (c.REDIS_ENABLED && !c.SANDBOX_TOKEN_SECRET && !c.BEARER_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['SANDBOX_TOKEN_SECRET'], message: REDIS_NEEDS_SECRET });
+    }
     if (c.CONTAINER_DEPLOYMENT !== 'docker') {
       ctx.addIssue({
         code: 'custom',
@@ -240,6 +260,11 @@ export function isLoopback(host: string): boolean {
 /** The name this deployment puts in labels and state keys. */
 export function deploymentIdOf(config: Config): string {
   return config.DEPLOYMENT_ID ?? config.CONTAINER_PREFIX_KEY;
+}
+
+/** The deployment's own folder under DEFAULT_MOUNT_DIR, holding one workspace dir per sandbox. */
+export function workspaceRootOf(config: Config): string {
+  return join(resolve(config.DEFAULT_MOUNT_DIR), deploymentIdOf(config));
 }
 
 /** `[REGISTRY/]NAMESPACE/runtime-sandbox-<type>:TAG` */

@@ -17,12 +17,16 @@ export const LABELS = {
   sandboxId: 'io.runtime-sandbox.sandbox-id',
   type: 'io.runtime-sandbox.type',
   pool: 'io.runtime-sandbox.pool',
+  /** The replica (server process) that created it: only that one, or anyone once it is dead, removes it unclaimed. */
+  replica: 'io.runtime-sandbox.replica',
 } as const;
 export const MANAGED_BY_VALUE = 'runtime-sandbox';
 
 export interface CreateSpec {
   sandboxId: string;
   deploymentId: string;
+  /** The creating replica (Coordinator.replicaId), for the replica label. */
+  replicaId: string;
   type: SandboxType;
   image: string;
   /** Container name. */
@@ -48,11 +52,20 @@ export interface ContainerSummary {
   handle: string;
   sandboxId: string | undefined;
   deploymentId: string | undefined;
+  /** Its creator's replica id; undefined on containers of servers that predate the label. */
+  replicaId: string | undefined;
   running: boolean;
 }
 
 export interface Deployer {
   readonly kind: string;
+  /**
+   * Readies the backend for these types before any sandbox exists (runtimes present, networks and
+   * host filters in place); throws when it cannot do so safely.
+   */
+  prepare(types: readonly SandboxType[]): Promise<void>;
+  /** Removes what `prepare` and `create` set up for the deployment, once its last sandbox is gone. */
+  teardown(): Promise<void>;
   /** Starts the sandbox and returns once it runs; readiness (sandboxd /healthz) is the caller's wait. */
   create(spec: CreateSpec): Promise<DeployedSandbox>;
   /** Removes it, forcefully; succeeds if it is already gone. */

@@ -1,15 +1,26 @@
 /**
- * Sandboxes as Docker containers, locked down: every capability dropped, no-new-privileges, pids,
- * memory (no swap) and CPU limits, a size-capped tmpfs on /tmp, the image's unprivileged user, and
- * no Docker socket. sandboxd is reached on a published host port (PORT_RANGE on
- * SANDBOX_HOST_ADDRESS), or at the container's address on DOCKER_NETWORK when the server itself runs
- * in a container. `create` is one createContainer plus one start; an inspect only when the address
- * on a network is needed.
+ * Sandboxes as Docker containers, locked down: every capability dropped but sandboxd's few (it starts
+ * as root and runs the code as the type's unprivileged user), no-new-privileges, pids, memory (no
+ * swap) and CPU limits, a size-capped tmpfs on /tmp, and no Docker socket.
+ *
+ * Networks are the deployment's own, never one the server or Redis is on: `public` sandboxes sit on
+ * a bridge with inter-container traffic off and reach the internet only (sandbox-firewall.ts keeps
+ * them off the host and private ranges); sandboxd is published on a host port (PORT_RANGE on
+ * SANDBOX_HOST_ADDRESS). `none` sandboxes sit on an internal bridge, no route out and no traffic
+ * between them, and the host reaches sandboxd at the container's address. Both bridges are named
+ * `rsbx…` so the host filter finds them. `create` is one createContainer plus one start; an inspect
+ * only when the container's address is needed.
  */
+import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
-import { SANDBOXD_ENV, SANDBOXD_PORT } from '../../../sandbox-images/runtime/src/protocol.js';
-import type { Config } from '../config/schema.js';
+import {
+  SANDBOXD_CAPABILITIES,
+  SANDBOXD_ENV,
+  SANDBOXD_PORT,
+} from '../../../sandbox-images/runtime/src/protocol.js';
+import { type Config, deploymentIdOf } from '../config/schema.js';
 import { messageOf } from '../error-message.js';
+import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
 import {
   type ContainerSummary,
   type CreateSpec,
@@ -19,6 +30,7 @@ import {
   LABELS,
   MANAGED_BY_VALUE,
 } from './deployer.js';
+import { SANDBOX_BRIDGE_PREFIX, SandboxFirewall } from './sandbox-firewall.js';
 
 /** The host port was taken by something else; the caller may retry with another port. */
 export class PortInUseError extends Error {
@@ -35,21 +47,69 @@ const SANDBOXD_PORT_KEY = `${SANDBOXD_PORT}/tcp`;
 const WORKSPACE = '/workspace';
 const MIB = 1024 * 1024;
 
+const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+
 /** Docker's words for a host port another process or container holds. */
 const PORT_TAKEN = /port is already allocated|address already in use/i;
 
-/** Where a sandbox's network comes from: a published host port, or its address on a network. */
-type Networking = { kind: 'publish'; hostPort: number } | { kind: 'attach'; network: string };
+/** How the server reaches a sandbox: a port published on the host, or its address on its network. */
+type Networking =
+  | { kind: 'publish'; network: string; hostPort: number }
+  | { kind: 'attach'; network: string };
 
 export class DockerDeployer implements Deployer {
   readonly kind = 'docker';
   private readonly config: Config;
   private readonly docker: Dockerode;
-  private isolatedNetwork: Promise<string> | undefined;
+  private readonly deploymentId: string;
+  private readonly firewall = new SandboxFirewall();
+  private readonly networks = new Map<NetworkPolicy, Promise<string>>();
 
   constructor(options: { config: Config; docker?: Dockerode }) {
     this.config = options.config;
     this.docker = options.docker ?? new Dockerode({ socketPath: options.config.DOCKER_SOCKET });
+    this.deploymentId = deploymentIdOf(options.config);
+  }
+
+  /**
+   * Checks that every runtime the types ask for is installed, and installs the host filter before
+   * any sandbox exists (SANDBOX_FIREWALL=off is the operator's explicit choice to go without it).
+   */
+  async prepare(types: readonly SandboxType[]): Promise<void> {
+    const wanted = new Set(types.map((type) => this.runtimeOf(type)).filter((r) => r !== undefined));
+    if (wanted.size > 0) {
+      const installed = Object.keys((await this.docker.info()).Runtimes ?? {});
+      for (const runtime of wanted) {
+        if (!installed.includes(runtime)) {
+          throw new Error(
+            `Docker runtime "${runtime}" is not installed on this engine (it has: ${installed.join(', ')}); install it (runsc for gVisor, kata-runtime for Kata) or change DOCKER_RUNTIME / the type's security.runtime`,
+          );
+        }
+      }
+    }
+    if (!this.config.SANDBOX_FIREWALL) return;
+    await this.firewall.apply().catch((error: unknown) => {
+      throw new Error(
+        `cannot install the host packet filter that keeps sandboxes off the host and private networks (${messageOf(error).trim()}); run the server as root with iptables, or set SANDBOX_FIREWALL=false to go without it`,
+        { cause: error },
+      );
+    });
+  }
+
+  /** After the deployment's last sandbox went: its networks, and the host filter if no one else needs it. */
+  async teardown(): Promise<void> {
+    for (const policy of ['public', 'none'] as const) {
+      const { name } = this.networkNames(policy);
+      await this.docker
+        .getNetwork(name)
+        .remove()
+        .catch((error: unknown) => {
+          if (statusOf(error) !== 404) throw error;
+        });
+      this.networks.delete(policy);
+    }
+    if (this.config.SANDBOX_FIREWALL) await this.firewall.removeIfUnused();
   }
 
   async create(spec: CreateSpec): Promise<DeployedSandbox> {
@@ -96,6 +156,7 @@ export class DockerDeployer implements Deployer {
       handle: c.Id,
       sandboxId: c.Labels[LABELS.sandboxId],
       deploymentId: c.Labels[LABELS.deployment],
+      replicaId: c.Labels[LABELS.replica],
       running: c.State === 'running',
     }));
   }
@@ -121,6 +182,7 @@ export class DockerDeployer implements Deployer {
       [SANDBOXD_ENV.bootToken]: spec.bootToken,
       [SANDBOXD_ENV.maxJsonBytes]: String(this.config.MAX_JSON_BYTES),
       [SANDBOXD_ENV.maxUploadBytes]: String(this.config.MAX_UPLOAD_BYTES),
+      [SANDBOXD_ENV.runAs]: security.user,
     };
     const binds = spec.readonlyMounts.map((m) => `${m.hostPath}:${m.containerPath}:ro`);
     if (spec.workspaceHostDir !== undefined) binds.unshift(`${spec.workspaceHostDir}:${WORKSPACE}:rw`);
@@ -131,7 +193,8 @@ export class DockerDeployer implements Deployer {
       MemorySwap: resources.memoryMiB * MIB,
       PidsLimit: resources.pidsLimit,
       CapDrop: ['ALL'],
-      CapAdd: security.capAdd,
+      // sandboxd's few (it is root, and runs the code as security.user, which gets none of them).
+      CapAdd: [...SANDBOXD_CAPABILITIES, ...security.capAdd],
       SecurityOpt: ['no-new-privileges:true'],
       Privileged: false,
       ReadonlyRootfs: security.readOnlyRootfs,
@@ -149,19 +212,21 @@ export class DockerDeployer implements Deployer {
       Labels: {
         [LABELS.managedBy]: MANAGED_BY_VALUE,
         [LABELS.deployment]: spec.deploymentId,
+        [LABELS.replica]: spec.replicaId,
         [LABELS.sandboxId]: spec.sandboxId,
         [LABELS.type]: spec.type.name,
         [LABELS.pool]: String(spec.pooled),
       },
       HostConfig: hostConfig,
     };
-    if (security.user !== undefined) options.User = security.user;
+    // sandboxd must start as root to keep the code (security.user) out of its memory and signals.
+    options.User = '0:0';
+    const runtime = this.runtimeOf(spec.type);
+    if (runtime !== undefined) hostConfig.Runtime = runtime;
 
-    if (networking.kind === 'attach') {
-      hostConfig.NetworkMode = networking.network;
-      options.NetworkingConfig = { EndpointsConfig: { [networking.network]: {} } };
-    } else {
-      hostConfig.NetworkMode = 'bridge';
+    hostConfig.NetworkMode = networking.network;
+    options.NetworkingConfig = { EndpointsConfig: { [networking.network]: {} } };
+    if (networking.kind === 'publish') {
       options.ExposedPorts = { [SANDBOXD_PORT_KEY]: {} };
       hostConfig.PortBindings = {
         [SANDBOXD_PORT_KEY]: [
@@ -172,38 +237,47 @@ export class DockerDeployer implements Deployer {
     return options;
   }
 
+  /** The type's runtime, else DOCKER_RUNTIME; undefined leaves the engine's default (runc). */
+  private runtimeOf(type: SandboxType): string | undefined {
+    return type.security.runtime ?? this.config.DOCKER_RUNTIME;
+  }
+
   /**
-   * DOCKER_NETWORK wins (the server shares it). Otherwise `bridge` publishes a host port, and `none`
-   * attaches to an internal network: no route out and no traffic between sandboxes, yet the host
-   * still reaches sandboxd at the container's address (a container without any network could not
-   * be reached at all).
+   * `public` publishes sandboxd on a host port; `none` is reached at the container's address on its
+   * internal network (a container without any network could not be reached at all).
    */
   private async networkingFor(spec: CreateSpec): Promise<Networking> {
-    if (this.config.DOCKER_NETWORK !== undefined)
-      return { kind: 'attach', network: this.config.DOCKER_NETWORK };
-    if (spec.type.security.networkMode === 'none') {
-      return { kind: 'attach', network: await this.ensureIsolatedNetwork() };
-    }
+    const policy = spec.type.security.network;
+    const network = await this.ensureNetwork(policy);
+    if (policy === 'none') return { kind: 'attach', network };
     if (spec.hostPort === undefined) {
-      throw new Error(
-        `sandbox ${spec.sandboxId}: a host port is needed to publish sandboxd (DOCKER_NETWORK is unset)`,
-      );
+      throw new Error(`sandbox ${spec.sandboxId}: a host port is needed to publish sandboxd`);
     }
-    return { kind: 'publish', hostPort: spec.hostPort };
+    return { kind: 'publish', network, hostPort: spec.hostPort };
   }
 
-  private ensureIsolatedNetwork(): Promise<string> {
-    this.isolatedNetwork ??= this.createIsolatedNetwork().catch((error: unknown) => {
-      this.isolatedNetwork = undefined;
-      throw error;
-    });
-    return this.isolatedNetwork;
+  private ensureNetwork(policy: NetworkPolicy): Promise<string> {
+    let ensured = this.networks.get(policy);
+    if (!ensured) {
+      ensured = this.createNetwork(policy).catch((error: unknown) => {
+        this.networks.delete(policy);
+        throw error;
+      });
+      this.networks.set(policy, ensured);
+    }
+    return ensured;
   }
 
-  private async createIsolatedNetwork(): Promise<string> {
-    const name = `${this.config.CONTAINER_PREFIX_KEY}-isolated`;
+  /** The deployment's network for `policy`, made on first use; one that exists must be as safe. */
+  private async createNetwork(policy: NetworkPolicy): Promise<string> {
+    const { name, bridge } = this.networkNames(policy);
     try {
-      await this.docker.getNetwork(name).inspect();
+      const existing = await this.docker.getNetwork(name).inspect();
+      if (existing.Options?.[ICC_OPTION] !== 'false' || existing.Internal !== (policy === 'none')) {
+        throw new Error(
+          `Docker network ${name} exists without this deployment's isolation (inter-container traffic off${policy === 'none' ? ', internal' : ''}); remove it`,
+        );
+      }
       return name;
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
@@ -212,16 +286,25 @@ export class DockerDeployer implements Deployer {
       await this.docker.createNetwork({
         Name: name,
         Driver: 'bridge',
-        Internal: true,
+        Internal: policy === 'none',
         CheckDuplicate: true,
-        Options: { 'com.docker.network.bridge.enable_icc': 'false' },
-        Labels: { [LABELS.managedBy]: MANAGED_BY_VALUE },
+        Options: { [ICC_OPTION]: 'false', [BRIDGE_NAME_OPTION]: bridge },
+        Labels: { [LABELS.managedBy]: MANAGED_BY_VALUE, [LABELS.deployment]: this.deploymentId },
       });
     } catch (error) {
       // Another worker created it first.
       if (statusOf(error) !== 409) throw error;
     }
     return name;
+  }
+
+  /** Network and bridge names of the deployment; bridge names are at most 15 bytes (IFNAMSIZ). */
+  private networkNames(policy: NetworkPolicy): { name: string; bridge: string } {
+    const tag = createHash('sha256').update(this.deploymentId).digest('hex').slice(0, 8);
+    return {
+      name: `${this.deploymentId}-${policy === 'none' ? 'offline' : 'sandboxes'}`,
+      bridge: `${SANDBOX_BRIDGE_PREFIX}${tag}${policy === 'none' ? 'n' : 'p'}`,
+    };
   }
 
   private async addressOn(container: Dockerode.Container, network: string): Promise<Endpoint> {

@@ -8,10 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
-import { deploymentIdOf } from '../config/schema.js';
+import { deploymentIdOf, workspaceRootOf } from '../config/schema.js';
 import type { DeployedSandbox, Deployer } from '../deployers/deployer.js';
 import { PortInUseError } from '../deployers/docker.js';
 import { waitForSandboxd } from '../deployers/wait-ready.js';
@@ -21,11 +21,10 @@ import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { SandboxRecord, StateStore } from '../state/state-store.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
+import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient } from './sandboxd-client.js';
+import { WorkspaceRoot } from './workspace-root.js';
 
-/** The uid and gid of the image's unprivileged `sandbox` user, who must own /workspace. */
-const SANDBOX_UID = 1000;
-const SANDBOX_GID = 1000;
 /** Tries with another host port when Docker finds one taken by something outside our allocator. */
 const PORT_ATTEMPTS = 5;
 
@@ -35,6 +34,7 @@ export interface ProvisionerDeps {
   deployer: Deployer;
   store: StateStore;
   sandboxd: SandboxdClient;
+  tokens: SandboxTokens;
   coordinator: Pick<Coordinator, 'replicaId'>;
   metrics: ServerMetrics;
   logger: Logger;
@@ -54,14 +54,14 @@ export function newSandboxId(): string {
 
 export class Provisioner {
   readonly deploymentId: string;
-  private readonly mountRoot: string;
+  private readonly workspaceRoot: WorkspaceRoot;
   /** Ids this process is creating right now; the reconciler leaves their 'creating' records alone. */
   private readonly creating = new Set<string>();
   private warnedChown = false;
 
   constructor(private readonly deps: ProvisionerDeps) {
     this.deploymentId = deploymentIdOf(deps.config);
-    this.mountRoot = resolve(deps.config.DEFAULT_MOUNT_DIR);
+    this.workspaceRoot = new WorkspaceRoot(workspaceRootOf(deps.config), deps.logger);
   }
 
   isCreatingHere(id: string): boolean {
@@ -72,7 +72,7 @@ export class Provisioner {
   async create(type: SandboxType, options: CreateOptions): Promise<SandboxRecord> {
     const { config, store } = this.deps;
     const id = options.id ?? newSandboxId();
-    const mountDir = join(this.mountRoot, id);
+    const mountDir = join(this.workspaceRoot.path, id);
     const started = performance.now();
     const now = Date.now();
     let record: SandboxRecord = {
@@ -84,7 +84,7 @@ export class Provisioner {
       endpoint: null,
       hostPort: null,
       mountDir,
-      token: randomBytes(32).toString('base64url'),
+      tokenNonce: this.deps.tokens.issue(id).nonce,
       sessionId: null,
       metadata: {},
       fromPool: options.pooled,
@@ -99,7 +99,7 @@ export class Provisioner {
     try {
       await this.recordAndReserve(record);
       try {
-        await this.makeMountDir(mountDir);
+        await this.makeMountDir(mountDir, type);
         const deployed = await this.deploy(record, type, options.pooled);
         record = await this.stillCreating(id, {
           handle: deployed.handle,
@@ -179,7 +179,7 @@ export class Provisioner {
       await this.deps.sandboxd.warmUp({
         sandboxId: record.id,
         endpoint: record.endpoint,
-        token: record.token,
+        token: this.deps.tokens.tokenFor(record),
       });
     } catch (err) {
       await this.destroy(record, 'warm-up-failed');
@@ -196,7 +196,7 @@ export class Provisioner {
     // The id comes from a label: only a plain id may name a directory to remove.
     if (sandboxId !== undefined && /^[A-Za-z0-9_-]+$/.test(sandboxId)) {
       this.deps.sandboxd.forget(sandboxId);
-      await rm(join(this.mountRoot, sandboxId), { recursive: true, force: true });
+      await rm(join(this.workspaceRoot.path, sandboxId), { recursive: true, force: true });
     }
   }
 
@@ -224,16 +224,29 @@ export class Provisioner {
     );
   }
 
-  private async makeMountDir(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+  /**
+   * Removes the deployment's workspace root once its sandboxes are gone (rmdir: anything still in it
+   * stays, and is reported).
+   */
+  async removeWorkspaceRoot(): Promise<void> {
+    await this.workspaceRoot.remove();
+  }
+
+  /** The sandbox's /workspace on the host: 0700 and its user's, inside the hardened root. */
+  private async makeMountDir(dir: string, type: SandboxType): Promise<void> {
+    // The type's code user owns /workspace (security.user is a validated numeric `uid:gid`).
+    const [uid = 0, gid = 0] = type.security.user.split(':').map(Number);
+    await this.workspaceRoot.ensure();
+    await mkdir(dir, { mode: 0o700 });
     try {
-      await chown(dir, SANDBOX_UID, SANDBOX_GID);
+      await chown(dir, uid, gid);
     } catch (err) {
-      // A server that is not root cannot hand the directory over; the sandbox user must still write.
+      // A server that is not root cannot hand the directory over; the sandbox user must still write,
+      // and the 0700 root above keeps everyone else out.
       if (!this.warnedChown) {
         this.deps.logger.warn(
           { err: messageOf(err), dir },
-          'cannot chown workspace dirs to 1000:1000 (not root?); making them world-writable instead',
+          `cannot chown workspace dirs to ${type.security.user} (not root?); making them world-writable instead`,
         );
         this.warnedChown = true;
       }
@@ -253,10 +266,11 @@ export class Provisioner {
         const sandbox = await deployer.create({
           sandboxId: record.id,
           deploymentId: this.deploymentId,
+          replicaId: this.deps.coordinator.replicaId,
           type,
           image: registry.imageFor(type),
           name: `${config.CONTAINER_PREFIX_KEY}-${record.id}`,
-          bootToken: record.token,
+          bootToken: this.deps.tokens.tokenFor(record),
           hostPort: hostPort ?? undefined,
           workspaceHostDir: record.mountDir ?? undefined,
           readonlyMounts: config.READONLY_MOUNTS,
@@ -287,14 +301,9 @@ export class Provisioner {
     return port;
   }
 
-  /** Docker publishes sandboxd on a host port unless sandboxes sit on a network the server shares. */
+  /** Docker publishes sandboxd on a host port unless the sandbox has no network to publish on. */
   private needsHostPort(type: SandboxType): boolean {
-    const { config } = this.deps;
-    return (
-      config.CONTAINER_DEPLOYMENT === 'docker' &&
-      !config.DOCKER_NETWORK &&
-      type.security.networkMode !== 'none'
-    );
+    return this.deps.config.CONTAINER_DEPLOYMENT === 'docker' && type.security.network !== 'none';
   }
 }
 

@@ -6,6 +6,11 @@
  * stopped half-way, are finished, their containers with them; warm records that a process died
  * before pooling are pooled.
  *
+ * A container no record claims is left alone while its creator (its replica label) is another live
+ * replica: its record may not be visible yet, or live in a state store this replica does not see.
+ * Without shared state the only live replica is this one (cluster/deployment-claim.ts keeps other
+ * servers off the deployment), so everything unclaimed is a crashed earlier run's and goes.
+ *
  * A create is abandoned when its creator is no longer a live replica (it died mid-create; its
  * heartbeat has run out, so within LEADER_LEASE_MS), or, whoever made it, when it outlives its
  * type's ready timeout by a wide margin (a create that failed and could not clean up after itself).
@@ -15,7 +20,7 @@
  * dead) and again after it (a container whose record appeared in between is not an orphan).
  */
 import type { Coordinator } from '../cluster/coordinator.js';
-import type { Deployer } from '../deployers/deployer.js';
+import type { ContainerSummary, Deployer } from '../deployers/deployer.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
@@ -37,7 +42,7 @@ export class Reconciler {
       deployer: Deployer;
       provisioner: Provisioner;
       registry: SandboxTypeRegistry;
-      coordinator: Pick<Coordinator, 'liveReplicas' | 'replicaTtlMs'>;
+      coordinator: Pick<Coordinator, 'replicaId' | 'liveReplicas' | 'replicaTtlMs'>;
       metrics: ServerMetrics;
       logger: Logger;
     },
@@ -73,14 +78,27 @@ export class Reconciler {
         else releasing.add(record.id);
       }
     }
+    let orphans = 0;
+    let leftToOthers = 0;
     for (const container of containers) {
       const id = container.sandboxId;
-      if (id !== undefined && after.has(id) && !doomed.has(id)) continue;
+      // A doomed record's container goes with it, whoever made it.
+      const withDoomed = id !== undefined && doomed.has(id);
+      if (id !== undefined && after.has(id) && !withDoomed) continue;
+      if (!withDoomed && !mayDestroyUnclaimed(container, coordinator.replicaId, live)) {
+        leftToOthers++;
+        continue;
+      }
+      orphans++;
       work.push(() => this.destroyOrphan(container.handle, id));
     }
     this.releasingLastPass = releasing;
     if (options.signal?.aborted) return;
     await Promise.all(work.map((step) => step()));
+    this.deps.logger.debug(
+      { containers: containers.length, records: after.size, orphans, leftToOthers },
+      'reconcile pass',
+    );
     if (!options.signal?.aborted) await this.poolStrays([...after.values()]);
   }
 
@@ -137,4 +155,17 @@ export class Reconciler {
       logger.error({ sandboxId: record.id, err: messageOf(err) }, 'destroying a dead sandbox failed');
     }
   }
+}
+
+/**
+ * Whether `self` may destroy a container no record claims: not while its creator is another live
+ * replica. A container without the replica label (made by an older server) may go, as it always did.
+ */
+export function mayDestroyUnclaimed(
+  container: ContainerSummary,
+  self: string,
+  live: ReadonlySet<string>,
+): boolean {
+  const creator = container.replicaId;
+  return creator === undefined || creator === self || !live.has(creator);
 }

@@ -7,24 +7,24 @@
  *   1. claim a warm sandbox of the type (atomic in the store) and kick the refiller, or, with the
  *      pool empty, create one cold if MAX_SANDBOX_INSTANCES allows (else CAPACITY_EXCEEDED);
  *   2. bind it to the caller: POST /init on its sandboxd with a fresh token and the caller's env
- *      over the type's, then record token, session, metadata and timeouts;
+ *      over the type's, then record the token's nonce, session, metadata and timeouts;
  *   3. if binding fails, destroy that sandbox and try another (a few times at most).
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deployers/deployer.js';
 import { detached, type Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
-import type { SandboxType } from '../sandbox-types/definition.js';
+import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { RecordFilter, SandboxRecord, SandboxStatus, StateStore } from '../state/state-store.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
 import { PoolRefiller, type PoolStatus } from './pool-refiller.js';
 import { Provisioner } from './provisioner.js';
 import { Reaper } from './reaper.js';
-import { Reconciler } from './reconciler.js';
+import { mayDestroyUnclaimed, Reconciler } from './reconciler.js';
+import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient, SandboxdTarget, UpstreamRequest } from './sandboxd-client.js';
 
 export interface AcquireRequest {
@@ -34,7 +34,12 @@ export interface AcquireRequest {
   metadata?: Record<string, string>;
   idleTimeoutSeconds?: number;
   ttlSeconds?: number;
+  /** Network policy for this sandbox; at most as open as the type's. */
+  network?: NetworkPolicy;
 }
+
+/** Policies from the most open to the strictest; an acquire may move only towards the end. */
+const POLICY_STRICTNESS: readonly NetworkPolicy[] = ['public', 'none'];
 
 export interface SandboxManagerDeps {
   config: Config;
@@ -42,6 +47,8 @@ export interface SandboxManagerDeps {
   deployer: Deployer;
   store: StateStore;
   sandboxd: SandboxdClient;
+  /** Derives sandboxd's tokens from the nonces in the records. */
+  tokens: SandboxTokens;
   /** This replica among the deployment's others: leadership, liveness, refill requests. */
   coordinator: Coordinator;
   metrics: ServerMetrics;
@@ -100,6 +107,7 @@ export class SandboxManager {
         );
       }
     }
+    await deployer.prepare(registry.list());
     await this.reconciler.run();
     const { coordinator } = this.deps;
     await coordinator.start({
@@ -124,10 +132,12 @@ export class SandboxManager {
   async acquire(request: AcquireRequest): Promise<SandboxRecord> {
     this.assertRunning();
     const { registry, store, metrics, logger } = this.deps;
-    const type = registry.require(request.type ?? this.defaultType);
+    const type = withNetwork(registry.require(request.type ?? this.defaultType), request.network);
+    // Pooled sandboxes have the type's own policy; any other is made for this caller.
+    const poolable = type.security.network === registry.require(type.name).security.network;
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
-      const claimed = await store.claimWarm(type.name, Date.now());
+      const claimed = poolable ? await store.claimWarm(type.name, Date.now()) : null;
       if (claimed) this.deps.coordinator.requestRefill();
       const record = claimed ?? (await this.provisioner.create(type, { pooled: false }));
       const fromPool = claimed !== null;
@@ -193,7 +203,7 @@ export class SandboxManager {
     const record = await this.claimedRecord(id);
     const stopHeartbeat = this.heartbeat(record);
     try {
-      const response = await this.deps.sandboxd.forward(targetOf(record), upstream);
+      const response = await this.deps.sandboxd.forward(this.targetOf(record), upstream);
       response.once('close', stopHeartbeat);
       return response;
     } catch (err) {
@@ -260,7 +270,11 @@ export class SandboxManager {
             ),
           ),
       );
-      const leftovers = await deployer.list(this.deploymentId);
+      // Not a container of a replica that is alive after all (joined meanwhile, or on another store).
+      const live = await coordinator.liveReplicas();
+      const leftovers = (await deployer.list(this.deploymentId)).filter((container) =>
+        mayDestroyUnclaimed(container, coordinator.replicaId, live),
+      );
       await forEachLimited(leftovers, CLEANUP_CONCURRENCY, (container) =>
         this.provisioner
           .destroyOrphan(container.handle, container.sandboxId)
@@ -275,6 +289,12 @@ export class SandboxManager {
         { sandboxes: records.length, strayContainers: leftovers.length },
         'sandboxes of this deployment destroyed',
       );
+      await this.provisioner.removeWorkspaceRoot();
+      await deployer
+        .teardown()
+        .catch((err: unknown) =>
+          logger.error({ err: messageOf(err) }, 'removing the deployment networks at shutdown failed'),
+        );
     }
     sandboxd.close();
   }
@@ -285,13 +305,13 @@ export class SandboxManager {
     request: AcquireRequest,
   ): Promise<SandboxRecord> {
     const { config, store, sandboxd } = this.deps;
-    const token = randomBytes(32).toString('base64url');
-    await sandboxd.init(targetOf(record), { token, env: { ...type.env, ...request.env } });
+    const { nonce, token } = this.deps.tokens.issue(record.id);
+    await sandboxd.init(this.targetOf(record), { token, env: { ...type.env, ...request.env } });
     const now = Date.now();
     const ttlSeconds = request.ttlSeconds ?? type.timeouts.ttlSeconds ?? config.SANDBOX_TTL;
     const bound = await store.update(record.id, {
       status: 'claimed',
-      token,
+      tokenNonce: nonce,
       sessionId: request.sessionId ?? null,
       metadata: request.metadata ?? {},
       claimedAt: now,
@@ -363,19 +383,32 @@ export class SandboxManager {
     }
   }
 
+  private targetOf(record: SandboxRecord): SandboxdTarget {
+    if (!record.endpoint) {
+      throw new ServiceError('SANDBOX_NOT_READY', `sandbox ${record.id} has no endpoint yet`);
+    }
+    return { sandboxId: record.id, endpoint: record.endpoint, token: this.deps.tokens.tokenFor(record) };
+  }
+
   private assertRunning(): void {
     if (this.stopping) throw new ServiceError('SHUTTING_DOWN', 'the server is shutting down');
   }
 }
 
-function targetOf(record: SandboxRecord): SandboxdTarget {
-  if (!record.endpoint) {
-    throw new ServiceError('SANDBOX_NOT_READY', `sandbox ${record.id} has no endpoint yet`);
+/** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
+/** The type with the caller's network policy, which may only be stricter than the type's own. */
+function withNetwork(type: SandboxType, network: NetworkPolicy | undefined): SandboxType {
+  if (network === undefined || network === type.security.network) return type;
+  if (POLICY_STRICTNESS.indexOf(network) < POLICY_STRICTNESS.indexOf(type.security.network)) {
+    throw new ServiceError(
+      'NETWORK_POLICY_DENIED',
+      `sandbox type "${type.name}" has network policy "${type.security.network}"; an acquire may only make it stricter, not "${network}"`,
+      { type: type.name, typePolicy: type.security.network, requested: network },
+    );
   }
-  return { sandboxId: record.id, endpoint: record.endpoint, token: record.token };
+  return { ...type, security: { ...type.security, network } };
 }
 
-/** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
 function sandboxAtFault(err: unknown): boolean {
   const code = describeCodedError(err)?.code;
   return (

@@ -3,6 +3,10 @@
  * `defineSandboxType`, and the registry validates them with `sandboxTypeSchema`.
  */
 import { z } from 'zod';
+import { DEFAULT_RUN_AS } from '../../../sandbox-images/runtime/src/protocol.js';
+
+export const networkPolicySchema = z.enum(['public', 'none']);
+export type NetworkPolicy = z.output<typeof networkPolicySchema>;
 
 export const sandboxTypeSchema = z.strictObject({
   /** Lowercase name used in the API (`type`) and in the image name. */
@@ -39,12 +43,24 @@ export const sandboxTypeSchema = z.strictObject({
   security: z
     .strictObject({
       readOnlyRootfs: z.boolean().default(false),
-      /** Run as this user; default the image's (the unprivileged `sandbox` user). */
-      user: z.string().optional(),
+      /**
+       * `uid:gid` (numbers) the sandbox's code runs as and its files belong to; never root. sandboxd
+       * itself starts as root with a few capabilities and runs every process as this user.
+       */
+      user: z
+        .string()
+        .regex(/^\d{1,10}:\d{1,10}$/, 'security.user is uid:gid in numbers, e.g. 1000:1000')
+        .refine((user) => user.split(':').every((id) => Number(id) !== 0), 'security.user may not be root')
+        .default(DEFAULT_RUN_AS),
       /** Capabilities added back after dropping all; empty by default, and it should stay so. */
       capAdd: z.array(z.string()).default([]),
-      /** Docker network mode when DOCKER_NETWORK is unset; `none` cuts the sandbox off entirely. */
-      networkMode: z.enum(['bridge', 'none']).default('bridge'),
+      /**
+       * `public`: the internet, but no other sandbox, no host address and no private, link-local or
+       * metadata range. `none`: no network at all (the server still reaches sandboxd).
+       */
+      network: networkPolicySchema.default('public'),
+      /** Container runtime (`runsc` for gVisor, `kata-runtime`); default DOCKER_RUNTIME, else the engine's. */
+      runtime: z.string().min(1).optional(),
     })
     .prefault({}),
   /** Warm pool size for this type; default POOL_SIZE. */

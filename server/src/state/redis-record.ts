@@ -16,7 +16,7 @@ const sandboxRecordSchema = z.object({
   endpoint: z.object({ host: z.string(), port: z.number() }).nullable(),
   hostPort: z.number().nullable(),
   mountDir: z.string().nullable(),
-  token: z.string(),
+  tokenNonce: z.string(),
   sessionId: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),
   fromPool: z.boolean(),

@@ -18,8 +18,11 @@ export interface SandboxRecord {
   hostPort: number | null;
   /** Host directory bound to /workspace, removed on release. */
   mountDir: string | null;
-  /** sandboxd's current token: the boot token while warm, the caller-bound one after claim. Secret. */
-  token: string;
+  /**
+   * Nonce of sandboxd's current token (the boot token while warm, the caller-bound one after claim);
+   * the token itself is derived from it with the server's secret (manager/sandbox-tokens.ts).
+   */
+  tokenNonce: string;
   sessionId: string | null;
   metadata: Record<string, string>;
   fromPool: boolean;

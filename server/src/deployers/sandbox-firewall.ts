@@ -1,0 +1,158 @@
+/**
+ * The host-side packet filter that keeps sandboxes off the host and off every network that is not
+ * the internet. Docker's `enable_icc=false` stops sandbox-to-sandbox traffic on one bridge, but a
+ * container can still reach any address of the host (through its gateway) and, when it masquerades
+ * out, the host's LAN, private ranges and the cloud metadata address.
+ *
+ * Every sandbox bridge is named `rsbx…` (see docker.ts), so one set of rules covers all deployments
+ * on the host and is inert when none runs:
+ * - INPUT from a sandbox bridge: only replies to connections the host opened (the server dialling
+ *   sandboxd); nothing a sandbox starts reaches a host address, whichever address it uses.
+ * - forwarded from a sandbox bridge (in DOCKER-USER, which Docker keeps ahead of its own rules):
+ *   private, shared, link-local, loopback, multicast and reserved ranges and the host's uplink
+ *   subnets are dropped; everything else (the internet) goes on.
+ * - IPv6: sandbox networks have none; whatever a sandbox sends over link-local v6 is dropped.
+ *
+ * Applying is idempotent and atomic (iptables-restore declares the chains, which flushes and refills
+ * them in one commit), so workers and replicas starting together cannot leave a half-made filter.
+ */
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Interface names of sandbox bridges; iptables' `+` is a prefix wildcard. */
+export const SANDBOX_BRIDGE_PREFIX = 'rsbx';
+const SANDBOX_INTERFACES = `${SANDBOX_BRIDGE_PREFIX}+`;
+const INPUT_CHAIN = 'RSBX-INPUT';
+const FORWARD_CHAIN = 'RSBX-FORWARD';
+
+/**
+ * Destinations no sandbox may reach (RFC 6890 special-purpose ranges that are not the public
+ * internet). The documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) stay open:
+ * they route nowhere on the internet, and tests stand in for it there.
+ */
+export const BLOCKED_IPV4_RANGES = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+] as const;
+
+async function exec(file: string, args: string[], input?: string): Promise<void> {
+  if (input === undefined) {
+    await run(file, args);
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(file, args, (error) => (error ? reject(error) : resolve()));
+    child.stdin?.end(input);
+  });
+}
+
+export class SandboxFirewall {
+  /** Installs (or refreshes) the rules; throws with the tool's message when it cannot. */
+  async apply(): Promise<void> {
+    const blocked = [...BLOCKED_IPV4_RANGES, ...(await uplinkSubnets())];
+    const rules = [
+      '*filter',
+      `:${INPUT_CHAIN} - [0:0]`,
+      `:${FORWARD_CHAIN} - [0:0]`,
+      `-A ${INPUT_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+      `-A ${INPUT_CHAIN} -j DROP`,
+      `-A ${FORWARD_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
+      ...blocked.map((range) => `-A ${FORWARD_CHAIN} -d ${range} -j DROP`),
+      `-A ${FORWARD_CHAIN} -j RETURN`,
+      'COMMIT',
+      '',
+    ].join('\n');
+    await exec('iptables-restore', ['-w', '--noflush'], rules);
+    await this.ensureJump('iptables', 'INPUT', INPUT_CHAIN);
+    await this.ensureJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
+    await this.ensureJump('ip6tables', 'INPUT', 'DROP');
+    await this.ensureJump('ip6tables', 'FORWARD', 'DROP');
+  }
+
+  /** Removes the rules, but only once no sandbox bridge is left on the host (another deployment's included). */
+  async removeIfUnused(): Promise<boolean> {
+    if ((await sandboxBridges()).length > 0) return false;
+    await this.removeJump('iptables', 'INPUT', INPUT_CHAIN);
+    await this.removeJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
+    await this.removeJump('ip6tables', 'INPUT', 'DROP');
+    await this.removeJump('ip6tables', 'FORWARD', 'DROP');
+    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN]) {
+      await exec('iptables', ['-w', '-F', chain]).catch(() => undefined);
+      await exec('iptables', ['-w', '-X', chain]).catch(() => undefined);
+    }
+    return true;
+  }
+
+  private async ensureJump(tool: string, chain: string, target: string): Promise<void> {
+    const rule = [chain, '-i', SANDBOX_INTERFACES, '-j', target];
+    try {
+      await exec(tool, ['-w', '-C', ...rule]);
+    } catch {
+      await exec(tool, ['-w', '-I', chain, '1', '-i', SANDBOX_INTERFACES, '-j', target]);
+    }
+  }
+
+  private async removeJump(tool: string, chain: string, target: string): Promise<void> {
+    // Twice-inserted jumps (two servers starting at once) go one by one until -D finds none.
+    for (;;) {
+      try {
+        await exec(tool, ['-w', '-D', chain, '-i', SANDBOX_INTERFACES, '-j', target]);
+      } catch {
+        return;
+      }
+    }
+  }
+}
+
+/** The sandbox bridges present on the host now (down ones included, which networkInterfaces() omits). */
+export async function sandboxBridges(): Promise<string[]> {
+  const names = await readdir('/sys/class/net');
+  return names.filter((name) => name.startsWith(SANDBOX_BRIDGE_PREFIX));
+}
+
+/**
+ * The IPv4 subnets on the interfaces that carry the host's default route: the LAN the host sits
+ * on (its router, its neighbours), which masquerading would otherwise open to every sandbox.
+ */
+async function uplinkSubnets(): Promise<string[]> {
+  const table = await readFile('/proc/net/route', 'utf8').catch(() => '');
+  const uplinks = new Set(
+    table
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[1] === '00000000' && fields[7] === '00000000')
+      .map((fields) => fields[0]),
+  );
+  const subnets: string[] = [];
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    if (!uplinks.has(name)) continue;
+    for (const address of addresses ?? []) {
+      if (address.family === 'IPv4' && address.cidr) subnets.push(networkOf(address.cidr));
+    }
+  }
+  return subnets;
+}
+
+/** `192.0.2.2/24` -> `192.0.2.0/24`. */
+function networkOf(cidr: string): string {
+  const [ip = '', bitsText = '32'] = cidr.split('/');
+  const bits = Number(bitsText);
+  const value = ip.split('.').reduce((acc, octet) => (acc << 8) + Number(octet), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const network = (value & mask) >>> 0;
+  return `${[24, 16, 8, 0].map((shift) => (network >>> shift) & 0xff).join('.')}/${bits}`;
+}

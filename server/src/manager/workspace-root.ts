@@ -1,0 +1,84 @@
+/**
+ * The deployment's folder of workspace dirs on the host (`<DEFAULT_MOUNT_DIR>/<deployment id>`).
+ * Code in a sandbox owns its workspace and may put anything there, a setuid binary or a device
+ * node included, so the folder opens no door to the host:
+ * - it is mode 0700 and owned by the server's user: no other host user reaches a workspace;
+ * - it is bound onto itself with nosuid,nodev (when the server may mount, i.e. runs as root), and
+ *   every workspace bind-mounted into a container inherits those flags, so even root on the host
+ *   running a file from there gets no setuid and opens no device.
+ * The mount survives a crash (the next start of the deployment finds it and keeps it) and goes when
+ * the deployment's last replica removes the folder.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, rmdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { Logger } from '../observability/logger.js';
+import { messageOf } from './errors.js';
+
+const run = promisify(execFile);
+
+export class WorkspaceRoot {
+  private ensured: Promise<void> | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Makes the folder and hardens it once per process; later calls wait for the first. */
+  ensure(): Promise<void> {
+    this.ensured ??= this.prepare().catch((err: unknown) => {
+      this.ensured = undefined;
+      throw err;
+    });
+    return this.ensured;
+  }
+
+  /** Unmounts and removes the folder if it is empty (anything still in it stays, and is reported). */
+  async remove(): Promise<void> {
+    this.ensured = undefined;
+    if ((await mountOptionsAt(this.path)) !== undefined) {
+      await run('umount', [this.path]).catch((err: unknown) =>
+        this.logger.warn({ dir: this.path, err: messageOf(err) }, 'cannot unmount the workspace root'),
+      );
+    }
+    await rmdir(this.path).catch((err: unknown) => {
+      const gone = err instanceof Error && 'code' in err && err.code === 'ENOENT';
+      if (!gone) this.logger.warn({ dir: this.path, err: messageOf(err) }, 'workspace root left behind');
+    });
+  }
+
+  private async prepare(): Promise<void> {
+    await mkdir(this.path, { recursive: true, mode: 0o700 });
+    await chmod(this.path, 0o700);
+    const options = await mountOptionsAt(this.path);
+    if (options?.includes('nosuid') && options.includes('nodev')) return;
+    try {
+      if (options === undefined) await run('mount', ['--bind', this.path, this.path]);
+      await run('mount', ['-o', 'remount,bind,nosuid,nodev', this.path]);
+    } catch (err) {
+      // Not root, or no mount rights (a server in a container): the 0700 folder still keeps other
+      // host users out, which is the door that matters; say what is missing.
+      this.logger.warn(
+        { dir: this.path, err: messageOf(err).trim() },
+        'cannot mount the workspace root nosuid,nodev; relying on its 0700 mode alone',
+      );
+    }
+  }
+}
+
+/** The per-mount options of the mount whose mount point is exactly `path`, if there is one. */
+async function mountOptionsAt(path: string): Promise<string[] | undefined> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  let found: string[] | undefined;
+  for (const line of table.split('\n')) {
+    // id parent major:minor root mount-point options ...; the mount point escapes spaces as \040.
+    const fields = line.split(' ');
+    const mountPoint = fields[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+      String.fromCharCode(Number.parseInt(octal, 8)),
+    );
+    // The last one listed is the one on top.
+    if (mountPoint === path) found = (fields[5] ?? '').split(',');
+  }
+  return found;
+}

@@ -1,0 +1,76 @@
+/**
+ * A stand-in for the internet and for the addresses a sandbox must never reach, inside a network
+ * namespace this test makes, so that no packet of the suite can leave the machine: one veth pair,
+ * the namespace's end holding 203.0.113.10 (a documentation address playing a public host),
+ * 169.254.169.254 (the cloud metadata address) and 10.203.0.10 (a private-range host). Host routes
+ * to all three point into the veth, and are in place before any packet is sent; a plain HTTP
+ * listener answers on each. `stop()` kills the listener and deletes the namespace (and with it the
+ * veth and its routes).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const PUBLIC_HOST = '203.0.113.10';
+export const METADATA_HOST = '169.254.169.254';
+export const PRIVATE_HOST = '10.203.0.10';
+const HOST_SIDE = '203.0.113.1';
+export const LISTEN_PORT = 8080;
+
+export interface InternetStandIn {
+  /** The host's own address on the veth (a host address sandboxes must not reach either). */
+  hostSideAddress: string;
+  stop(): Promise<void>;
+}
+
+export async function startInternetStandIn(): Promise<InternetStandIn> {
+  const tag = randomBytes(3).toString('hex');
+  const ns = `rsbx-test-inet-${tag}`;
+  // Not `rsbx…`: the host filter treats interfaces with that prefix as sandbox bridges.
+  const hostVeth = `tinet${tag}`;
+  const nsVeth = `tinetn${tag}`;
+  const ip = (...args: string[]) => run('ip', args);
+  const inNs = (...args: string[]) => run('ip', ['netns', 'exec', ns, 'ip', ...args]);
+  let listener: ChildProcess | undefined;
+  const stop = async () => {
+    listener?.kill('SIGKILL');
+    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  };
+  try {
+    await ip('netns', 'add', ns);
+    await ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', nsVeth);
+    await ip('link', 'set', nsVeth, 'netns', ns);
+    await ip('addr', 'add', `${HOST_SIDE}/24`, 'dev', hostVeth);
+    await ip('link', 'set', hostVeth, 'up');
+    await ip('route', 'add', `${METADATA_HOST}/32`, 'dev', hostVeth);
+    await ip('route', 'add', `${PRIVATE_HOST}/32`, 'dev', hostVeth);
+    await inNs('link', 'set', 'lo', 'up');
+    await inNs('addr', 'add', `${PUBLIC_HOST}/24`, 'dev', nsVeth);
+    await inNs('addr', 'add', `${METADATA_HOST}/32`, 'dev', nsVeth);
+    await inNs('addr', 'add', `${PRIVATE_HOST}/32`, 'dev', nsVeth);
+    await inNs('link', 'set', nsVeth, 'up');
+    await inNs('route', 'add', 'default', 'via', HOST_SIDE);
+    listener = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '-e',
+        `require('node:http').createServer((q, s) => s.end('stand-in')).listen(${LISTEN_PORT}, '0.0.0.0', () => console.log('up'))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      listener?.stdout?.once('data', () => resolve());
+      listener?.once('exit', (code) => reject(new Error(`stand-in listener exited with ${code}`)));
+    });
+    return { hostSideAddress: HOST_SIDE, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * Untrusted code stays inside its sandbox's network policy. One row per attack: code in sandbox A
+ * (policy `public`) or C (policy `none`) opens a TCP connection, and the row says whether it may
+ * get through. Every target is live, which the test checks from the host first (a blocked row
+ * would otherwise pass for the wrong reason): another sandbox's listener and its sandboxd, a host
+ * listener on all interfaces, a Redis bound to all interfaces, the server itself (listening on all
+ * interfaces behind a token), and, in a network namespace this test makes, a public stand-in, the
+ * metadata address and a private-range host (so no probe can leave the machine).
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
+import { LABELS } from '../../server/src/deployers/deployer.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import {
+  docker,
+  eventually,
+  removeContainersOf,
+  requireImage,
+  type ServerProcess,
+  startServerProcess,
+} from '../support/server-process.js';
+import {
+  type InternetStandIn,
+  LISTEN_PORT,
+  METADATA_HOST,
+  PRIVATE_HOST,
+  PUBLIC_HOST,
+  startInternetStandIn,
+} from './internet-stand-in.js';
+
+const DEPLOYMENT = 'rsbx-sec-network';
+const PEER_PORT = 8080;
+const CONNECT_TIMEOUT_S = 2;
+
+type Verdict = 'open' | 'blocked';
+/** A and B: `public`; C: `none` from its type; D: a `public` type asked for `none` at acquire. */
+type Name = 'A' | 'B' | 'C' | 'D';
+
+interface Targets {
+  peer: string;
+  gateway: string;
+  offlineGateway: string;
+  hostAddress: string;
+  hostListenerPort: number;
+  redisPort: number;
+  serverPort: number;
+  standInHostSide: string;
+}
+
+describe('network isolation', () => {
+  let server: ServerProcess;
+  let redis: RedisServer;
+  let standIn: InternetStandIn;
+  let hostListener: Server;
+  const ids: Record<Name, string> = { A: '', B: '', C: '', D: '' };
+  const targets: Partial<Targets> = {};
+
+  beforeAll(async () => {
+    await requireImage();
+    await removeContainersOf(DEPLOYMENT);
+    standIn = await startInternetStandIn();
+    hostListener = createServer((_req, res) => res.end('host'));
+    await new Promise<void>((resolve) => hostListener.listen(0, '0.0.0.0', resolve));
+    redis = await startRedisServer({ bind: '0.0.0.0' });
+    server = await startServerProcess({
+      deploymentId: DEPLOYMENT,
+      portRange: '58600-58629',
+      env: { HOST: '0.0.0.0', BEARER_TOKEN: randomBytes(24).toString('hex'), POOL_SIZE: '0' },
+      args: ['--extension', 'test/security/fixtures/offline-type.ts'],
+    });
+    for (const [name, request] of [
+      ['A', { type: 'base' }],
+      ['B', { type: 'base' }],
+      ['C', { type: 'offline' }],
+      ['D', { type: 'base', network: 'none' }],
+    ] as const) {
+      const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', request);
+      expect(acquired.status).toBe(201);
+      ids[name] = acquired.body.id;
+    }
+    // B serves on a port of its own, as any process in a sandbox may.
+    const started = await exec('B', `setsid python3 -m http.server ${PEER_PORT} >/dev/null 2>&1 & echo ok`);
+    expect(started.stdout).toBe('ok\n');
+
+    const peer = await containerOf(ids.B);
+    const peerAddress = Object.values(peer.NetworkSettings.Networks)[0]?.IPAddress;
+    targets.peer = peerAddress;
+    targets.gateway = await gatewayOf(ids.A);
+    targets.offlineGateway = await gatewayOf(ids.C);
+    targets.hostAddress = uplinkAddress();
+    targets.hostListenerPort = (hostListener.address() as AddressInfo).port;
+    targets.redisPort = redis.port;
+    targets.serverPort = Number(new URL(server.url).port);
+    targets.standInHostSide = standIn.hostSideAddress;
+
+    // Every target answers the host, so a blocked row means the sandbox was stopped, not the target.
+    await eventually('the peer listener to answer the host', () => reachableFromHost(peerAddress, PEER_PORT));
+    for (const [host, port] of [
+      [peerAddress, SANDBOXD_PORT],
+      [targets.gateway, targets.hostListenerPort],
+      [targets.offlineGateway, targets.serverPort],
+      [targets.hostAddress, targets.redisPort],
+      [targets.hostAddress, targets.serverPort],
+      [PUBLIC_HOST, LISTEN_PORT],
+      [METADATA_HOST, LISTEN_PORT],
+      [PRIVATE_HOST, LISTEN_PORT],
+    ] as const) {
+      expect(await reachableFromHost(host, port), `${host}:${port} from the host`).toBe(true);
+    }
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await removeContainersOf(DEPLOYMENT);
+    await redis?.stop();
+    await standIn?.stop();
+    hostListener?.close();
+  });
+
+  const rows: Array<{
+    attack: string;
+    from: Exclude<Name, 'B'>;
+    target: (t: Targets) => [string, number];
+    verdict: Verdict;
+  }> = [
+    {
+      attack: 'the internet (public stand-in)',
+      from: 'A',
+      target: () => [PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'open',
+    },
+    {
+      attack: "another sandbox's listener",
+      from: 'A',
+      target: (t) => [t.peer, PEER_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: "another sandbox's sandboxd",
+      from: 'A',
+      target: (t) => [t.peer, SANDBOXD_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'a host listener via the gateway',
+      from: 'A',
+      target: (t) => [t.gateway, t.hostListenerPort],
+      verdict: 'blocked',
+    },
+    {
+      attack: "a host listener via the host's uplink address",
+      from: 'A',
+      target: (t) => [t.hostAddress, t.hostListenerPort],
+      verdict: 'blocked',
+    },
+    {
+      attack: "a host listener via the stand-in's host side",
+      from: 'A',
+      target: (t) => [t.standInHostSide, t.hostListenerPort],
+      verdict: 'blocked',
+    },
+    { attack: 'Redis on the host', from: 'A', target: (t) => [t.gateway, t.redisPort], verdict: 'blocked' },
+    { attack: 'the server itself', from: 'A', target: (t) => [t.gateway, t.serverPort], verdict: 'blocked' },
+    {
+      attack: 'the cloud metadata address',
+      from: 'A',
+      target: () => [METADATA_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'a private-range host',
+      from: 'A',
+      target: () => [PRIVATE_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'the internet under policy none',
+      from: 'C',
+      target: () => [PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'another sandbox under policy none',
+      from: 'C',
+      target: (t) => [t.peer, PEER_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'a host listener via its own gateway under policy none',
+      from: 'C',
+      target: (t) => [t.offlineGateway, t.hostListenerPort],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'the server via its own gateway under policy none',
+      from: 'C',
+      target: (t) => [t.offlineGateway, t.serverPort],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'the internet under none asked for at acquire',
+      from: 'D',
+      target: () => [PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'another sandbox under none asked for at acquire',
+      from: 'D',
+      target: (t) => [t.peer, PEER_PORT],
+      verdict: 'blocked',
+    },
+  ];
+
+  it.each(rows)('$from -> $attack: $verdict', async ({ from, target, verdict }) => {
+    const [host, port] = target(targets as Targets);
+    expect(host).toBeTruthy();
+    expect(await connectFrom(from, host, port)).toBe(verdict);
+  });
+
+  it('puts sandboxes only on networks of their own, which no server, Redis or other container shares', async () => {
+    for (const id of [ids.A, ids.C, ids.D]) {
+      const info = await containerOf(id);
+      for (const name of Object.keys(info.NetworkSettings.Networks)) {
+        expect(name.startsWith(`${DEPLOYMENT}-`)).toBe(true);
+        const members = Object.keys((await docker.getNetwork(name).inspect()).Containers ?? {});
+        for (const member of members) {
+          const labels = (await docker.getContainer(member).inspect()).Config.Labels;
+          expect(labels[LABELS.deployment]).toBe(DEPLOYMENT);
+        }
+      }
+    }
+  });
+
+  it('refuses an acquire that asks for a looser policy than the type has', async () => {
+    const refused = await server.call<{ error: { code: string } }>('POST', '/v1/sandboxes', {
+      type: 'offline',
+      network: 'public',
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('NETWORK_POLICY_DENIED');
+  });
+
+  async function exec(name: Name, command: string) {
+    const response = await server.call<{ exitCode: number; stdout: string; stderr: string }>(
+      'POST',
+      `/v1/sandboxes/${ids[name]}/exec`,
+      { command, timeoutMs: 20_000 },
+    );
+    expect(response.status).toBe(200);
+    return response.body;
+  }
+
+  /** A TCP connect from inside the sandbox, as its code would make it. */
+  async function connectFrom(name: Exclude<Name, 'B'>, host: string, port: number): Promise<Verdict> {
+    const result = await exec(
+      name,
+      `timeout ${CONNECT_TIMEOUT_S} bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>/dev/null && echo open || echo blocked`,
+    );
+    return result.stdout.trim() === 'open' ? 'open' : 'blocked';
+  }
+});
+
+async function containerOf(sandboxId: string) {
+  const [summary] = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABELS.sandboxId}=${sandboxId}`] },
+  });
+  if (!summary) throw new Error(`no container for sandbox ${sandboxId}`);
+  return docker.getContainer(summary.Id).inspect();
+}
+
+/** The gateway (a host address) of the sandbox's network. */
+async function gatewayOf(sandboxId: string): Promise<string | undefined> {
+  const networkName = Object.keys((await containerOf(sandboxId)).NetworkSettings.Networks)[0] ?? '';
+  return (await docker.getNetwork(networkName).inspect()).IPAM?.Config?.[0]?.Gateway;
+}
+
+async function reachableFromHost(host: string | undefined, port: number): Promise<true | undefined> {
+  if (!host) return undefined;
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 2000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('error', () => resolve(undefined));
+  });
+}
+
+/** An IPv4 address of the host's default-route interface: a host address that is not the gateway. */
+function uplinkAddress(): string {
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    if (name === 'lo' || name.startsWith('docker') || name.startsWith('rsbx') || name.startsWith('tinet')) {
+      continue;
+    }
+    const v4 = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (v4) return v4.address;
+  }
+  throw new Error('the host has no non-loopback IPv4 address');
+}
