@@ -14,6 +14,10 @@ export const ERROR_CODES = {
 
   // Auth
   UNAUTHORIZED: { status: 401, description: 'Missing or wrong bearer token' },
+  CROSS_ORIGIN_REFUSED: {
+    status: 403,
+    description: 'Auth is off, so only loopback clients are served; the Host or Origin is not loopback',
+  },
 
   // Paths and files (sandboxd)
   PATH_OUTSIDE_WORKSPACE: { status: 403, description: 'The path resolves outside the workspace root' },

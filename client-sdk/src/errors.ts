@@ -60,6 +60,7 @@ export const ERROR_CLASS_BY_CODE = {
   ROUTE_NOT_FOUND: NotFoundError,
   METHOD_NOT_ALLOWED: ValidationError,
   UNAUTHORIZED: AuthError,
+  CROSS_ORIGIN_REFUSED: AuthError,
   PATH_OUTSIDE_WORKSPACE: ValidationError,
   FILE_NOT_FOUND: NotFoundError,
   NOT_A_DIRECTORY: ConflictError,

@@ -30,7 +30,7 @@ export interface SandboxInfo {
 }
 
 /** What a sandbox may reach over the network. */
-export type NetworkPolicy = 'public' | 'none';
+export type NetworkPolicy = 'public' | 'allowlist' | 'none';
 
 /** `POST /v1/sandboxes` body. Every field is optional. */
 export interface CreateSandboxOptions {
@@ -47,11 +47,18 @@ export interface CreateSandboxOptions {
   /** Hard time-to-live in seconds from the acquire; default the type's, else `SANDBOX_TTL` (0: none). */
   ttlSeconds?: number;
   /**
-   * Network policy: `public` (the internet only: no other sandbox, host or private range) or
-   * `none`. Only as strict as the type's policy or stricter (else ValidationError
-   * NETWORK_POLICY_DENIED); a policy other than the type's skips the warm pool. Default the type's.
+   * Network policy: `public` (the internet only: no other sandbox, host or private range),
+   * `allowlist` (only the `allow` ranges) or `none`. Only as strict as the type's policy or
+   * stricter (else ValidationError NETWORK_POLICY_DENIED); a policy other than the type's skips
+   * the warm pool. Default the type's.
    */
   network?: NetworkPolicy;
+  /**
+   * With `allowlist` (implied when given): IPv4 addresses or CIDRs, e.g. `203.0.113.10` or
+   * `198.51.100.0/24`; within the type's own list when it has one. Private and host ranges stay
+   * blocked whatever the list says.
+   */
+  allow?: string[];
   /**
    * Hydrate the workspace from a snapshot before the sandbox is handed out. A restore that fails
    * fails the create (UpstreamError RESTORE_FAILED, NotFoundError SNAPSHOT_NOT_FOUND) and leaves
@@ -291,6 +298,7 @@ export const SCHEMA_FIELDS = {
     idleTimeoutSeconds: 'integer?',
     ttlSeconds: 'integer?',
     network: 'string?',
+    allow: 'array?',
     restore: 'object?',
   } satisfies FieldsOf<CreateSandboxOptions>,
   RestoreFromSnapshot: {

@@ -328,7 +328,7 @@ describe('DockerDeployer', () => {
     const network = await docker.getNetwork(`${deploymentId}-sandboxes`).inspect();
     expect(network.Internal).toBe(false);
     expect(network.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
-    expect(network.Options?.['com.docker.network.bridge.name']).toMatch(/^rsbx[0-9a-f]{8}p$/);
+    expect(network.Options?.['com.docker.network.bridge.name']).toMatch(/^rsbxp[0-9a-f]{8}$/);
     const info = await docker.getContainer(one.handle).inspect();
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`${deploymentId}-sandboxes`]);
     expect(one.endpoint.host).toBe('127.0.0.1');

@@ -1,7 +1,7 @@
 /**
  * A stand-in for the internet and for the addresses a sandbox must never reach, inside a network
  * namespace this test makes, so that no packet of the suite can leave the machine: one veth pair,
- * the namespace's end holding 203.0.113.10 (a documentation address playing a public host),
+ * the namespace's end holding 203.0.113.10 and .11 (documentation addresses playing public hosts),
  * 169.254.169.254 (the cloud metadata address) and 10.203.0.10 (a private-range host). Host routes
  * to all three point into the veth, and are in place before any packet is sent; a plain HTTP
  * listener answers on each. `stop()` kills the listener and deletes the namespace (and with it the
@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 export const PUBLIC_HOST = '203.0.113.10';
+/** A second public stand-in, for allowlists that name one and not the other. */
+export const OTHER_PUBLIC_HOST = '203.0.113.11';
 export const METADATA_HOST = '169.254.169.254';
 export const PRIVATE_HOST = '10.203.0.10';
 const HOST_SIDE = '203.0.113.1';
@@ -48,6 +50,7 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
     await ip('route', 'add', `${PRIVATE_HOST}/32`, 'dev', hostVeth);
     await inNs('link', 'set', 'lo', 'up');
     await inNs('addr', 'add', `${PUBLIC_HOST}/24`, 'dev', nsVeth);
+    await inNs('addr', 'add', `${OTHER_PUBLIC_HOST}/24`, 'dev', nsVeth);
     await inNs('addr', 'add', `${METADATA_HOST}/32`, 'dev', nsVeth);
     await inNs('addr', 'add', `${PRIVATE_HOST}/32`, 'dev', nsVeth);
     await inNs('link', 'set', nsVeth, 'up');

@@ -7,10 +7,12 @@
  * interfaces behind a token), and, in a network namespace this test makes, a public stand-in, the
  * metadata address and a private-range host (so no probe can leave the machine).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 import { LABELS } from '../../server/src/deployers/deployer.js';
@@ -27,23 +29,30 @@ import {
   type InternetStandIn,
   LISTEN_PORT,
   METADATA_HOST,
+  OTHER_PUBLIC_HOST,
   PRIVATE_HOST,
   PUBLIC_HOST,
   startInternetStandIn,
 } from './internet-stand-in.js';
 
+const run = promisify(execFile);
 const DEPLOYMENT = 'rsbx-sec-network';
 const PEER_PORT = 8080;
 const CONNECT_TIMEOUT_S = 2;
 
 type Verdict = 'open' | 'blocked';
-/** A and B: `public`; C: `none` from its type; D: a `public` type asked for `none` at acquire. */
-type Name = 'A' | 'B' | 'C' | 'D';
+/**
+ * A and B: `public`; C: `none` from its type; D: a `public` type asked for `none` at acquire;
+ * E: `allowlist` from its type (PUBLIC_HOST and PRIVATE_HOST listed); F: a `public` type asked for
+ * an allowlist of OTHER_PUBLIC_HOST at acquire.
+ */
+type Name = 'A' | 'B' | 'C' | 'D' | 'E' | 'F';
 
 interface Targets {
   peer: string;
   gateway: string;
   offlineGateway: string;
+  allowlistGateway: string;
   hostAddress: string;
   hostListenerPort: number;
   redisPort: number;
@@ -56,7 +65,7 @@ describe('network isolation', () => {
   let redis: RedisServer;
   let standIn: InternetStandIn;
   let hostListener: Server;
-  const ids: Record<Name, string> = { A: '', B: '', C: '', D: '' };
+  const ids: Record<Name, string> = { A: '', B: '', C: '', D: '', E: '', F: '' };
   const targets: Partial<Targets> = {};
 
   beforeAll(async () => {
@@ -70,13 +79,15 @@ describe('network isolation', () => {
       deploymentId: DEPLOYMENT,
       portRange: '58600-58629',
       env: { HOST: '0.0.0.0', BEARER_TOKEN: randomBytes(24).toString('hex'), POOL_SIZE: '0' },
-      args: ['--extension', 'test/security/fixtures/offline-type.ts'],
+      args: ['--extension', 'test/security/fixtures/network-types.ts'],
     });
     for (const [name, request] of [
       ['A', { type: 'base' }],
       ['B', { type: 'base' }],
       ['C', { type: 'offline' }],
       ['D', { type: 'base', network: 'none' }],
+      ['E', { type: 'allowlisted' }],
+      ['F', { type: 'base', network: 'allowlist', allow: [OTHER_PUBLIC_HOST] }],
     ] as const) {
       const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', request);
       expect(acquired.status).toBe(201);
@@ -91,6 +102,7 @@ describe('network isolation', () => {
     targets.peer = peerAddress;
     targets.gateway = await gatewayOf(ids.A);
     targets.offlineGateway = await gatewayOf(ids.C);
+    targets.allowlistGateway = await gatewayOf(ids.E);
     targets.hostAddress = uplinkAddress();
     targets.hostListenerPort = (hostListener.address() as AddressInfo).port;
     targets.redisPort = redis.port;
@@ -106,6 +118,7 @@ describe('network isolation', () => {
       [targets.hostAddress, targets.redisPort],
       [targets.hostAddress, targets.serverPort],
       [PUBLIC_HOST, LISTEN_PORT],
+      [OTHER_PUBLIC_HOST, LISTEN_PORT],
       [METADATA_HOST, LISTEN_PORT],
       [PRIVATE_HOST, LISTEN_PORT],
     ] as const) {
@@ -213,6 +226,54 @@ describe('network isolation', () => {
       target: (t) => [t.peer, PEER_PORT],
       verdict: 'blocked',
     },
+    {
+      attack: 'a listed public host under allowlist',
+      from: 'E',
+      target: () => [PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'open',
+    },
+    {
+      attack: 'an unlisted public host under allowlist',
+      from: 'E',
+      target: () => [OTHER_PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'a listed private-range host under allowlist',
+      from: 'E',
+      target: () => [PRIVATE_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'the metadata address under allowlist',
+      from: 'E',
+      target: () => [METADATA_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'another sandbox under allowlist',
+      from: 'E',
+      target: (t) => [t.peer, PEER_PORT],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'a host listener under allowlist',
+      from: 'E',
+      target: (t) => [t.allowlistGateway, t.hostListenerPort],
+      verdict: 'blocked',
+    },
+    {
+      attack: 'the host listed at acquire under allowlist',
+      from: 'F',
+      target: () => [OTHER_PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'open',
+    },
+    {
+      attack: "the type's public host, unlisted at acquire",
+      from: 'F',
+      target: () => [PUBLIC_HOST, LISTEN_PORT],
+      verdict: 'blocked',
+    },
   ];
 
   it.each(rows)('$from -> $attack: $verdict', async ({ from, target, verdict }) => {
@@ -222,7 +283,7 @@ describe('network isolation', () => {
   });
 
   it('puts sandboxes only on networks of their own, which no server, Redis or other container shares', async () => {
-    for (const id of [ids.A, ids.C, ids.D]) {
+    for (const id of [ids.A, ids.C, ids.D, ids.E, ids.F]) {
       const info = await containerOf(id);
       for (const name of Object.keys(info.NetworkSettings.Networks)) {
         expect(name.startsWith(`${DEPLOYMENT}-`)).toBe(true);
@@ -242,6 +303,36 @@ describe('network isolation', () => {
     });
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('NETWORK_POLICY_DENIED');
+  });
+
+  it.each([
+    ['an allowlist type asked for public', { type: 'allowlisted', network: 'public' }],
+    [
+      'an allowlist type asked for a host it does not list',
+      { type: 'allowlisted', allow: [OTHER_PUBLIC_HOST] },
+    ],
+  ])('refuses %s with 403 NETWORK_POLICY_DENIED', async (_what, request) => {
+    const refused = await server.call<{ error: { code: string } }>('POST', '/v1/sandboxes', request);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('NETWORK_POLICY_DENIED');
+  });
+
+  it('refuses an allowlist entry that is not an IPv4 address or CIDR, and `allow` without allowlist', async () => {
+    for (const request of [
+      { type: 'base', allow: ['example.com'] },
+      { type: 'base', network: 'none', allow: [PUBLIC_HOST] },
+    ]) {
+      const refused = await server.call<{ error: { code: string } }>('POST', '/v1/sandboxes', request);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.code).toBe('VALIDATION_ERROR');
+    }
+  });
+
+  it("drops an allowlist sandbox's rules when it is released", async () => {
+    const address = Object.values((await containerOf(ids.F)).NetworkSettings.Networks)[0]?.IPAddress;
+    expect(await allowRulesFor(address)).not.toEqual([]);
+    expect((await server.call('DELETE', `/v1/sandboxes/${ids.F}`)).status).toBe(204);
+    expect(await allowRulesFor(address)).toEqual([]);
   });
 
   async function exec(name: Name, command: string) {
@@ -271,6 +362,13 @@ async function containerOf(sandboxId: string) {
   });
   if (!summary) throw new Error(`no container for sandbox ${sandboxId}`);
   return docker.getContainer(summary.Id).inspect();
+}
+
+/** The host filter's allow rules for sources at `address`. */
+async function allowRulesFor(address: string | undefined): Promise<string[]> {
+  if (!address) throw new Error('no address');
+  const { stdout } = await run('iptables', ['-w', '-S', 'RSBX-ALLOW']);
+  return stdout.split('\n').filter((line) => line.includes(`-s ${address}/32`));
 }
 
 /** The gateway (a host address) of the sandbox's network. */

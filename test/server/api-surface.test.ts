@@ -110,6 +110,7 @@ describe('metrics, OpenAPI and types', () => {
     };
     expect(Object.keys(acquireBody.properties).sort()).toEqual(
       [
+        'allow',
         'env',
         'idleTimeoutSeconds',
         'metadata',

@@ -6,11 +6,14 @@
  * Auth: with BEARER_TOKEN set, everything but `/healthz` and `/readyz` needs it, `/metrics`
  * included (Prometheus sends bearer tokens). Probes stay open because they reveal nothing and
  * orchestrators probe without credentials. Without BEARER_TOKEN (the config allows that only on
- * loopback) auth is off.
+ * loopback) auth is off, and then only loopback clients are served: a web page the user opens
+ * could otherwise drive the API through DNS rebinding (a foreign `Host`) or a cross-site request
+ * (a foreign `Origin`).
  */
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { TokenGate } from '../../../sandbox-images/runtime/src/auth.js';
+import { isLoopback } from '../config/schema.js';
 import { requestContext } from '../observability/logger.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { errorResponse } from './error-response.js';
@@ -62,6 +65,7 @@ export function shutdownGate(deps: ApiDeps): MiddlewareHandler<AppEnv> {
 
 export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
   const token = deps.config.BEARER_TOKEN;
+  if (token === undefined) return loopbackOnly;
   // The same constant-time gate sandboxd uses, so neither the token nor its length leaks by timing.
   const gate = token === undefined ? undefined : new TokenGate(token);
   return async (c, next) => {
@@ -78,4 +82,30 @@ export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
     }
     await next();
   };
+}
+
+/** Auth off: a request whose Host or Origin names anything but loopback is refused. */
+const loopbackOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const host = c.req.header('host');
+  const origin = c.req.header('origin');
+  if (host === undefined || !isLoopback(hostnameOf(`http://${host}`))) {
+    return errorResponse(
+      c,
+      'CROSS_ORIGIN_REFUSED',
+      `auth is off, so only loopback hosts are served, not ${host}`,
+    );
+  }
+  if (origin !== undefined && !isLoopback(hostnameOf(origin))) {
+    return errorResponse(c, 'CROSS_ORIGIN_REFUSED', `auth is off, so requests from ${origin} are refused`);
+  }
+  await next();
+};
+
+/** The hostname of a URL, brackets of an IPv6 literal removed; '' when it does not parse. */
+function hostnameOf(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return '';
+  }
 }

@@ -31,6 +31,10 @@ export async function readJsonBody<S extends z.ZodType>(
   const chunks: Buffer[] = [];
   for await (const chunk of uploadBody(c, limit)) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
+  // A body must say it is JSON: browsers send untyped bodies across sites without asking first.
+  if (text.trim() !== '' && (contentType === undefined || contentType === '')) {
+    throw new ServiceError('UNSUPPORTED_MEDIA_TYPE', 'a JSON body needs Content-Type: application/json');
+  }
   let parsed: unknown = {};
   if (text.trim() !== '') {
     try {

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { initRequestSchema } from '../../../sandbox-images/runtime/src/protocol.js';
-import { networkPolicySchema } from '../sandbox-types/definition.js';
+import { allowedRangeSchema, networkPolicySchema } from '../sandbox-types/definition.js';
 import { snapshotIdSchema, snapshotKeySchema, snapshotRecordSchema } from '../snapshots/snapshot-store.js';
 
 export {
@@ -77,7 +77,14 @@ export const acquireRequestSchema = z.strictObject({
   network: networkPolicySchema
     .optional()
     .describe(
-      "Network policy: `public` (the internet only) or `none`; only as strict as the type's or stricter. A policy other than the type's skips the warm pool",
+      "Network policy: `public` (the internet only), `allowlist` (only `allow`) or `none`; only as strict as the type's or stricter. A policy other than the type's skips the warm pool",
+    ),
+  allow: z
+    .array(allowedRangeSchema)
+    .max(64)
+    .optional()
+    .describe(
+      "With `allowlist`: IPv4 addresses and CIDRs the sandbox may reach (a subset of the type's list when it has one)",
     ),
   restore: z
     .union([

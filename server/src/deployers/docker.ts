@@ -6,9 +6,11 @@
  * Networks are the deployment's own, never one the server or Redis is on: `public` sandboxes sit on
  * a bridge with inter-container traffic off and reach the internet only (sandbox-firewall.ts keeps
  * them off the host and private ranges); sandboxd is published on a host port (PORT_RANGE on
- * SANDBOX_HOST_ADDRESS). `none` sandboxes sit on an internal bridge, no route out and no traffic
- * between them, and the host reaches sandboxd at the container's address. Both bridges are named
- * `rsbx…` so the host filter finds them. `create` is one createContainer plus one start; an inspect
+ * SANDBOX_HOST_ADDRESS). `allowlist` sandboxes are published the same way from a bridge of their
+ * own, where the host filter lets each one reach only its listed ranges (installed right after
+ * start, before which it can send nothing; removed with the container). `none` sandboxes sit on
+ * an internal bridge, no route out and no traffic between them, and the host reaches sandboxd at
+ * the container's address. Every bridge is named `rsbx<p|a|n>…` so the host filter finds it. `create` is one createContainer plus one start; an inspect
  * only when the container's address is needed.
  */
 import { createHash } from 'node:crypto';
@@ -20,7 +22,7 @@ import {
 } from '../../../sandbox-images/runtime/src/protocol.js';
 import { type Config, deploymentIdOf } from '../config/schema.js';
 import { messageOf } from '../error-message.js';
-import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
+import { type NetworkPolicy, networkPolicySchema, type SandboxType } from '../sandbox-types/definition.js';
 import {
   type ContainerSummary,
   type CreateSpec,
@@ -30,7 +32,7 @@ import {
   LABELS,
   MANAGED_BY_VALUE,
 } from './deployer.js';
-import { SANDBOX_BRIDGE_PREFIX, SandboxFirewall } from './sandbox-firewall.js';
+import { BRIDGE_PREFIX_BY_POLICY, SandboxFirewall } from './sandbox-firewall.js';
 
 /** The host port was taken by something else; the caller may retry with another port. */
 export class PortInUseError extends Error {
@@ -47,6 +49,7 @@ const SANDBOXD_PORT_KEY = `${SANDBOXD_PORT}/tcp`;
 const WORKSPACE = '/workspace';
 const MIB = 1024 * 1024;
 
+const NETWORK_SUFFIX_BY_POLICY = { public: 'sandboxes', allowlist: 'allowlist', none: 'offline' } as const;
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 
@@ -99,7 +102,7 @@ export class DockerDeployer implements Deployer {
 
   /** After the deployment's last sandbox went: its networks, and the host filter if no one else needs it. */
   async teardown(): Promise<void> {
-    for (const policy of ['public', 'none'] as const) {
+    for (const policy of networkPolicySchema.options) {
       const { name } = this.networkNames(policy);
       await this.docker
         .getNetwork(name)
@@ -113,10 +116,19 @@ export class DockerDeployer implements Deployer {
   }
 
   async create(spec: CreateSpec): Promise<DeployedSandbox> {
+    const allowlisted = spec.type.security.network === 'allowlist';
+    if (allowlisted && !this.config.SANDBOX_FIREWALL) {
+      throw new Error('network policy allowlist needs the host packet filter (SANDBOX_FIREWALL=true)');
+    }
     const networking = await this.networkingFor(spec);
     const container = await this.docker.createContainer(this.containerOptions(spec, networking));
     try {
       await container.start();
+      if (allowlisted) {
+        // Until its rules exist the allowlist bridge lets the sandbox send nothing at all.
+        const { host } = await this.addressOn(container, networking.network);
+        await this.firewall.allow(host, spec.type.security.allow);
+      }
       if (networking.kind === 'attach') {
         return { handle: container.id, endpoint: await this.addressOn(container, networking.network) };
       }
@@ -136,7 +148,13 @@ export class DockerDeployer implements Deployer {
 
   async destroy(handle: string): Promise<void> {
     try {
-      await this.docker.getContainer(handle).remove({ force: true, v: true });
+      const container = this.docker.getContainer(handle);
+      const allowlisted = (await container.inspect()).NetworkSettings.Networks[
+        this.networkNames('allowlist').name
+      ]?.IPAddress;
+      await container.remove({ force: true, v: true });
+      // After the container: its address must not go to a successor while the rules still hold.
+      if (allowlisted) await this.firewall.revoke(allowlisted);
     } catch (error) {
       // Gone already (404), or another caller is removing it right now (409): either way it goes.
       const status = statusOf(error);
@@ -302,8 +320,8 @@ export class DockerDeployer implements Deployer {
   private networkNames(policy: NetworkPolicy): { name: string; bridge: string } {
     const tag = createHash('sha256').update(this.deploymentId).digest('hex').slice(0, 8);
     return {
-      name: `${this.deploymentId}-${policy === 'none' ? 'offline' : 'sandboxes'}`,
-      bridge: `${SANDBOX_BRIDGE_PREFIX}${tag}${policy === 'none' ? 'n' : 'p'}`,
+      name: `${this.deploymentId}-${NETWORK_SUFFIX_BY_POLICY[policy]}`,
+      bridge: `${BRIDGE_PREFIX_BY_POLICY[policy]}${tag}`,
     };
   }
 

@@ -10,7 +10,8 @@
  *   sandboxd); nothing a sandbox starts reaches a host address, whichever address it uses.
  * - forwarded from a sandbox bridge (in DOCKER-USER, which Docker keeps ahead of its own rules):
  *   private, shared, link-local, loopback, multicast and reserved ranges and the host's uplink
- *   subnets are dropped; everything else (the internet) goes on.
+ *   subnets are dropped; everything else (the internet) goes on, except from an allowlist bridge
+ *   (`rsbxa…`), where only what RSBX-ALLOW returns for the sandbox's own address goes on.
  * - IPv6: sandbox networks have none; whatever a sandbox sends over link-local v6 is dropped.
  *
  * Applying is idempotent and atomic (iptables-restore declares the chains, which flushes and refills
@@ -28,6 +29,10 @@ export const SANDBOX_BRIDGE_PREFIX = 'rsbx';
 const SANDBOX_INTERFACES = `${SANDBOX_BRIDGE_PREFIX}+`;
 const INPUT_CHAIN = 'RSBX-INPUT';
 const FORWARD_CHAIN = 'RSBX-FORWARD';
+/** Per-sandbox rules (`-s <sandbox> -d <allowed> -j RETURN`), then DROP; never flushed by apply. */
+const ALLOW_CHAIN = 'RSBX-ALLOW';
+/** Bridge name prefixes by policy: the filter tells allowlist bridges apart by theirs. */
+export const BRIDGE_PREFIX_BY_POLICY = { public: 'rsbxp', allowlist: 'rsbxa', none: 'rsbxn' } as const;
 
 /**
  * Destinations no sandbox may reach (RFC 6890 special-purpose ranges that are not the public
@@ -63,6 +68,7 @@ export class SandboxFirewall {
   /** Installs (or refreshes) the rules; throws with the tool's message when it cannot. */
   async apply(): Promise<void> {
     const blocked = [...BLOCKED_IPV4_RANGES, ...(await uplinkSubnets())];
+    await this.ensureAllowChain();
     const rules = [
       '*filter',
       `:${INPUT_CHAIN} - [0:0]`,
@@ -71,6 +77,7 @@ export class SandboxFirewall {
       `-A ${INPUT_CHAIN} -j DROP`,
       `-A ${FORWARD_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
       ...blocked.map((range) => `-A ${FORWARD_CHAIN} -d ${range} -j DROP`),
+      `-A ${FORWARD_CHAIN} -i ${BRIDGE_PREFIX_BY_POLICY.allowlist}+ -j ${ALLOW_CHAIN}`,
       `-A ${FORWARD_CHAIN} -j RETURN`,
       'COMMIT',
       '',
@@ -89,11 +96,53 @@ export class SandboxFirewall {
     await this.removeJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
     await this.removeJump('ip6tables', 'INPUT', 'DROP');
     await this.removeJump('ip6tables', 'FORWARD', 'DROP');
-    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN]) {
+    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN, ALLOW_CHAIN]) {
       await exec('iptables', ['-w', '-F', chain]).catch(() => undefined);
       await exec('iptables', ['-w', '-X', chain]).catch(() => undefined);
     }
     return true;
+  }
+
+  /**
+   * Lets the sandbox at `address` reach `ranges` (CIDRs) and nothing else; rules an earlier holder
+   * of the address left (a crash) go first. The sandbox can send nothing until this has run.
+   */
+  async allow(address: string, ranges: readonly string[]): Promise<void> {
+    await this.revoke(address);
+    for (const range of ranges) {
+      await exec('iptables', [
+        '-w',
+        '-I',
+        ALLOW_CHAIN,
+        '1',
+        '-s',
+        `${address}/32`,
+        '-d',
+        range,
+        '-j',
+        'RETURN',
+      ]);
+    }
+  }
+
+  /** Drops every allow rule for the sandbox at `address`. */
+  async revoke(address: string): Promise<void> {
+    const { stdout } = await run('iptables', ['-w', '-S', ALLOW_CHAIN]);
+    for (const line of stdout.split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[0] !== '-A' || fields[fields.indexOf('-s') + 1] !== `${address}/32`) continue;
+      await exec('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
+    }
+  }
+
+  /** RSBX-ALLOW exists and ends in DROP; its per-sandbox rules survive every apply. */
+  private async ensureAllowChain(): Promise<void> {
+    await exec('iptables', ['-w', '-N', ALLOW_CHAIN]).catch(() => undefined);
+    try {
+      await exec('iptables', ['-w', '-C', ALLOW_CHAIN, '-j', 'DROP']);
+    } catch {
+      await exec('iptables', ['-w', '-A', ALLOW_CHAIN, '-j', 'DROP']);
+    }
   }
 
   private async ensureJump(tool: string, chain: string, target: string): Promise<void> {

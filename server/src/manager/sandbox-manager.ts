@@ -36,10 +36,12 @@ export interface AcquireRequest {
   ttlSeconds?: number;
   /** Network policy for this sandbox; at most as open as the type's. */
   network?: NetworkPolicy;
+  /** With `allowlist`: the CIDRs the sandbox may reach (within the type's own allowlist, if it has one). */
+  allow?: string[];
 }
 
 /** Policies from the most open to the strictest; an acquire may move only towards the end. */
-const POLICY_STRICTNESS: readonly NetworkPolicy[] = ['public', 'none'];
+const POLICY_STRICTNESS: readonly NetworkPolicy[] = ['public', 'allowlist', 'none'];
 
 export interface SandboxManagerDeps {
   config: Config;
@@ -132,9 +134,10 @@ export class SandboxManager {
   async acquire(request: AcquireRequest): Promise<SandboxRecord> {
     this.assertRunning();
     const { registry, store, metrics, logger } = this.deps;
-    const type = withNetwork(registry.require(request.type ?? this.defaultType), request.network);
+    const registered = registry.require(request.type ?? this.defaultType);
+    const type = withNetwork(registered, request);
     // Pooled sandboxes have the type's own policy; any other is made for this caller.
-    const poolable = type.security.network === registry.require(type.name).security.network;
+    const poolable = type === registered;
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       const claimed = poolable ? await store.claimWarm(type.name, Date.now()) : null;
@@ -396,17 +399,37 @@ export class SandboxManager {
 }
 
 /** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
-/** The type with the caller's network policy, which may only be stricter than the type's own. */
-function withNetwork(type: SandboxType, network: NetworkPolicy | undefined): SandboxType {
-  if (network === undefined || network === type.security.network) return type;
-  if (POLICY_STRICTNESS.indexOf(network) < POLICY_STRICTNESS.indexOf(type.security.network)) {
-    throw new ServiceError(
-      'NETWORK_POLICY_DENIED',
-      `sandbox type "${type.name}" has network policy "${type.security.network}"; an acquire may only make it stricter, not "${network}"`,
-      { type: type.name, typePolicy: type.security.network, requested: network },
-    );
+/**
+ * The type with the caller's network policy, which may only be stricter than the type's own: a
+ * `public` type may become `allowlist` (any list) or `none`; an `allowlist` type keeps to a subset
+ * of its list, or becomes `none`. The type itself when nothing changes.
+ */
+function withNetwork(type: SandboxType, request: Pick<AcquireRequest, 'network' | 'allow'>): SandboxType {
+  const own = type.security;
+  const network = request.network ?? (request.allow === undefined ? own.network : 'allowlist');
+  const deny = (why: string) =>
+    new ServiceError('NETWORK_POLICY_DENIED', `sandbox type "${type.name}" ${why}`, {
+      type: type.name,
+      typePolicy: own.network,
+      requested: network,
+    });
+  if (POLICY_STRICTNESS.indexOf(network) < POLICY_STRICTNESS.indexOf(own.network)) {
+    throw deny(`has network policy "${own.network}"; an acquire may only make it stricter, not "${network}"`);
   }
-  return { ...type, security: { ...type.security, network } };
+  if (request.allow !== undefined && network !== 'allowlist') {
+    throw new ServiceError('VALIDATION_ERROR', '`allow` goes with network policy "allowlist" only', {
+      network,
+    });
+  }
+  let allow =
+    network === 'allowlist' ? (request.allow ?? (own.network === 'allowlist' ? own.allow : [])) : [];
+  allow = [...new Set(allow)].sort();
+  if (own.network === 'allowlist') {
+    const outside = allow.filter((range) => !own.allow.includes(range));
+    if (outside.length > 0) throw deny(`allows only ${own.allow.join(', ')}; not ${outside.join(', ')}`);
+  }
+  const unchanged = network === own.network && allow.join(',') === [...own.allow].sort().join(',');
+  return unchanged ? type : { ...type, security: { ...own, network, allow } };
 }
 
 function sandboxAtFault(err: unknown): boolean {

@@ -5,8 +5,17 @@
 import { z } from 'zod';
 import { DEFAULT_RUN_AS } from '../../../sandbox-images/runtime/src/protocol.js';
 
-export const networkPolicySchema = z.enum(['public', 'none']);
+export const networkPolicySchema = z.enum(['public', 'allowlist', 'none']);
 export type NetworkPolicy = z.output<typeof networkPolicySchema>;
+
+/** An IPv4 address or CIDR range, e.g. `203.0.113.10` or `198.51.100.0/24`. */
+export const allowedRangeSchema = z
+  .string()
+  .regex(
+    /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(\/(3[0-2]|[12]?\d))?$/,
+    'an allowlist entry is an IPv4 address or CIDR, e.g. 203.0.113.10 or 198.51.100.0/24',
+  )
+  .transform((entry) => (entry.includes('/') ? entry : `${entry}/32`));
 
 export const sandboxTypeSchema = z.strictObject({
   /** Lowercase name used in the API (`type`) and in the image name. */
@@ -56,9 +65,12 @@ export const sandboxTypeSchema = z.strictObject({
       capAdd: z.array(z.string()).default([]),
       /**
        * `public`: the internet, but no other sandbox, no host address and no private, link-local or
-       * metadata range. `none`: no network at all (the server still reaches sandboxd).
+       * metadata range. `allowlist`: only the `allow` ranges (never those blocked for `public`).
+       * `none`: no network at all (the server still reaches sandboxd).
        */
       network: networkPolicySchema.default('public'),
+      /** With `network: 'allowlist'`: the IPv4 addresses and CIDR ranges the sandbox may reach. */
+      allow: z.array(allowedRangeSchema).max(64).default([]),
       /** Container runtime (`runsc` for gVisor, `kata-runtime`); default DOCKER_RUNTIME, else the engine's. */
       runtime: z.string().min(1).optional(),
     })
