@@ -75,6 +75,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (deployed) await deployer.destroy(deployed.handle);
+  // The deployment's network goes with its last sandbox, as the server's shutdown does it.
+  await deployer.teardown();
 });
 
 describe('direct mode: connection', () => {
