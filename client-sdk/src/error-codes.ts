@@ -11,6 +11,10 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request content type is not accepted here' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route does not accept this method' },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    description: 'The request body stopped arriving for longer than BODY_IDLE_TIMEOUT_MS',
+  },
 
   // Auth
   UNAUTHORIZED: { status: 401, description: 'Missing or wrong bearer token' },
@@ -62,6 +66,11 @@ export const ERROR_CODES = {
   TIMEOUT: { status: 504, description: 'The operation did not finish in time' },
   STATE_STORE_UNAVAILABLE: { status: 503, description: 'The state store (Redis) cannot be reached' },
   SHUTTING_DOWN: { status: 503, description: 'The server is shutting down' },
+  SERVER_BUSY: {
+    status: 503,
+    description:
+      'The worker holds as many request bodies as it may (JSON_BYTES_IN_FLIGHT); retry after Retry-After',
+  },
   INTERNAL_ERROR: { status: 500, description: 'An unexpected fault; the log has the request id' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

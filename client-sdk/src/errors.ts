@@ -59,6 +59,7 @@ export const ERROR_CLASS_BY_CODE = {
   UNSUPPORTED_MEDIA_TYPE: ValidationError,
   ROUTE_NOT_FOUND: NotFoundError,
   METHOD_NOT_ALLOWED: ValidationError,
+  REQUEST_TIMEOUT: TimeoutError,
   UNAUTHORIZED: AuthError,
   CROSS_ORIGIN_REFUSED: AuthError,
   PATH_OUTSIDE_WORKSPACE: ValidationError,
@@ -86,6 +87,7 @@ export const ERROR_CLASS_BY_CODE = {
   TIMEOUT: TimeoutError,
   STATE_STORE_UNAVAILABLE: UpstreamError,
   SHUTTING_DOWN: UpstreamError,
+  SERVER_BUSY: UpstreamError,
   INTERNAL_ERROR: SandboxError,
 } as const satisfies Record<ErrorCode, SandboxErrorClass>;
 
@@ -100,6 +102,7 @@ const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
   401: 'UNAUTHORIZED',
   404: 'ROUTE_NOT_FOUND',
   405: 'METHOD_NOT_ALLOWED',
+  408: 'REQUEST_TIMEOUT',
   413: 'PAYLOAD_TOO_LARGE',
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'CAPACITY_EXCEEDED',

@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Redis } from 'ioredis';
+import { ByteBudget } from './api/byte-budget.js';
 import { createHttpApp } from './api/http-app.js';
 import { InFlightRequests } from './api/in-flight.js';
 import { Coordinator } from './cluster/coordinator.js';
@@ -27,8 +28,12 @@ import { createSnapshotStore } from './snapshots/create-snapshot-store.js';
 import type { SnapshotStore } from './snapshots/snapshot-store.js';
 import { createStateStore } from './state/create-state-store.js';
 
-/** Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them. */
+/**
+ * Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them.
+ * A client that stalls is cut off by BODY_IDLE_TIMEOUT_MS instead (api/request-input.ts).
+ */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+const CONNECTION_CHECK_MS = 1000;
 
 export interface StartOptions {
   config: Config;
@@ -138,6 +143,8 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   const snapshots = new SnapshotService({ manager, store: snapshotStore, metrics, logger });
 
   const inFlight = new InFlightRequests();
+  const jsonBudget = new ByteBudget(config.JSON_BYTES_IN_FLIGHT);
+  metrics.bindJsonBytesInFlight(jsonBudget);
   const app = createHttpApp({
     config,
     manager,
@@ -148,6 +155,14 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     metrics,
     logger,
     inFlight,
+    bodies: {
+      json: {
+        maxBytes: config.MAX_JSON_BYTES,
+        idleTimeoutMs: config.BODY_IDLE_TIMEOUT_MS,
+        budget: jsonBudget,
+      },
+      upload: { maxBytes: config.MAX_UPLOAD_BYTES, idleTimeoutMs: config.BODY_IDLE_TIMEOUT_MS },
+    },
   });
   let server: ServerType;
   try {
@@ -226,7 +241,12 @@ function listen(fetch: Parameters<typeof serve>[0]['fetch'], config: Config): Pr
       fetch,
       port: config.PORT,
       hostname: config.HOST,
-      serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+      serverOptions: {
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: config.HEADERS_TIMEOUT_MS,
+        // Node checks those timeouts on this beat (30 s by default), so it bounds how late they act.
+        connectionsCheckingInterval: CONNECTION_CHECK_MS,
+      },
     });
     server.once('error', reject);
     server.once('listening', () => {

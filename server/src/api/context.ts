@@ -11,6 +11,7 @@ import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { StateStore } from '../state/state-store.js';
 import type { InFlightRequests } from './in-flight.js';
+import type { BodyLimits, JsonBodyLimits } from './request-input.js';
 
 export interface AppEnv {
   Bindings: HttpBindings;
@@ -32,4 +33,6 @@ export interface ApiDeps {
   metrics: ServerMetrics;
   logger: Logger;
   inFlight: InFlightRequests;
+  /** Bounds on request bodies: JSON ones (held whole) and raw uploads (streamed). */
+  bodies: { json: JsonBodyLimits; upload: BodyLimits };
 }

@@ -1,14 +1,31 @@
 /**
- * Reading what a request carries: JSON bodies under MAX_JSON_BYTES, raw upload bodies streamed
- * under MAX_UPLOAD_BYTES, query strings and path parameters, all validated with zod. Failures are
- * typed: MALFORMED_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, VALIDATION_ERROR.
+ * Reading what a request carries: JSON bodies under MAX_JSON_BYTES and within the worker's
+ * JSON_BYTES_IN_FLIGHT, raw upload bodies streamed under MAX_UPLOAD_BYTES, query strings and path
+ * parameters, all validated with zod. A body that stops arriving for BODY_IDLE_TIMEOUT_MS is cut
+ * off. Failures are typed: MALFORMED_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE,
+ * VALIDATION_ERROR, SERVER_BUSY, REQUEST_TIMEOUT.
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import type { z } from 'zod';
 import { messageOf, ServiceError } from '../manager/errors.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { AppContext } from './context.js';
 import { sandboxIdParamsSchema } from './schemas.js';
+
+/** What bounds a request body: its own size, and how long it may pause. */
+export interface BodyLimits {
+  maxBytes: number;
+  idleTimeoutMs: number;
+}
+
+/** JSON bodies are held whole, so they also draw on the worker's budget while they are read. */
+export interface JsonBodyLimits extends BodyLimits {
+  budget: ByteBudget;
+}
+
+/** How long a busy worker asks a client to wait before it tries again, seconds. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
 
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
 
@@ -22,15 +39,27 @@ export function payloadTooLarge(limit: number): ServiceError {
 export async function readJsonBody<S extends z.ZodType>(
   c: AppContext,
   schema: S,
-  limit: number,
+  limits: JsonBodyLimits,
 ): Promise<z.output<S>> {
   const contentType = c.req.header('content-type');
   if (contentType !== undefined && contentType !== '' && !JSON_TYPE.test(contentType)) {
     throw new ServiceError('UNSUPPORTED_MEDIA_TYPE', `expected application/json, got ${contentType}`);
   }
   const chunks: Buffer[] = [];
-  for await (const chunk of uploadBody(c, limit)) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  const releases: Array<() => void> = [];
+  let text: string;
+  try {
+    for await (const chunk of uploadBody(c, limits)) {
+      const release = limits.budget.take((chunk as Buffer).length);
+      if (release === undefined) throw serverBusy(limits.budget);
+      releases.push(release);
+      chunks.push(chunk as Buffer);
+    }
+    text = Buffer.concat(chunks).toString('utf8');
+  } finally {
+    // The text is parsed right below; the chunks are the part that lingered across reads.
+    for (const release of releases) release();
+  }
   // A body must say it is JSON: browsers send untyped bodies across sites without asking first.
   if (text.trim() !== '' && (contentType === undefined || contentType === '')) {
     throw new ServiceError('UNSUPPORTED_MEDIA_TYPE', 'a JSON body needs Content-Type: application/json');
@@ -46,30 +75,62 @@ export async function readJsonBody<S extends z.ZodType>(
   return validate(schema, parsed, 'body');
 }
 
+function serverBusy(budget: ByteBudget): ServiceError {
+  return new ServiceError(
+    'SERVER_BUSY',
+    `this worker already holds ${budget.inUse} bytes of request bodies (JSON_BYTES_IN_FLIGHT ${budget.capacity}); retry shortly`,
+    { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS },
+  );
+}
+
 /**
- * The raw body as a stream that fails with PAYLOAD_TOO_LARGE once past `limit` bytes (at once when
- * Content-Length already says so). The Node request is piped, not pipelined, so the error does not
- * tear down the connection before the 413 is answered.
+ * The raw body as a stream that fails with PAYLOAD_TOO_LARGE once past `maxBytes` (at once when
+ * Content-Length already says so), and with REQUEST_TIMEOUT when the client sends nothing for
+ * `idleTimeoutMs` while the stream waits for it; the connection is then closed once the 408 is out,
+ * so a stalled client holds nothing. The Node request is piped, not pipelined, so an error does
+ * not tear down the connection before its answer is written.
  */
-export function uploadBody(c: AppContext, limit: number): Transform {
+export function uploadBody(c: AppContext, limits: BodyLimits): Transform {
+  const { maxBytes, idleTimeoutMs } = limits;
   const incoming: IncomingMessage = c.env.incoming;
   const declared = Number(incoming.headers['content-length']);
-  if (declared > limit) throw payloadTooLarge(limit);
+  if (declared > maxBytes) throw payloadTooLarge(maxBytes);
   let received = 0;
+  let idle: NodeJS.Timeout | undefined;
   const limiter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      idle?.refresh();
       received += chunk.length;
-      if (received > limit) done(payloadTooLarge(limit));
+      if (received > maxBytes) done(payloadTooLarge(maxBytes));
       else done(null, chunk);
     },
   });
+  const stalled = () => {
+    // Bytes waiting on our side mean the reader (sandboxd, say) is slow, not the client.
+    if (limiter.readableLength > 0 || limiter.writableLength > 0) {
+      idle?.refresh();
+      return;
+    }
+    c.env.outgoing.once('finish', () => incoming.socket.destroy());
+    limiter.destroy(
+      new ServiceError('REQUEST_TIMEOUT', `the request body sent nothing for ${idleTimeoutMs} ms`, {
+        idleTimeoutMs,
+        receivedBytes: received,
+      }),
+    );
+  };
+  if (!incoming.complete) idle = setTimeout(stalled, idleTimeoutMs);
+  incoming.on('end', () => clearTimeout(idle));
   incoming.on('error', (err) => limiter.destroy(err));
   incoming.on('close', () => {
     if (!incoming.complete) limiter.destroy(new Error('the client closed the request before its end'));
   });
   // Once the limiter is done with (refused, or the call failed first), the rest of the body is the
   // HTTP server's to drain, not stuck behind a stream nobody reads.
-  limiter.once('close', () => incoming.unpipe(limiter));
+  limiter.once('close', () => {
+    clearTimeout(idle);
+    incoming.unpipe(limiter);
+  });
   incoming.pipe(limiter);
   return limiter;
 }

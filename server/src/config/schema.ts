@@ -127,7 +127,11 @@ export const configSchema = z
     POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(1),
     /** How many sandboxes the refiller creates at once. */
     POOL_FILL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-    MAX_SANDBOX_INSTANCES: z.coerce.number().int().min(0).default(0).describe('0 means no limit'),
+    /**
+     * Sandboxes (warm ones included) this deployment runs at once. Unset or 0: derived from the
+     * machine's memory (manager/instance-limit.ts), never unlimited.
+     */
+    MAX_SANDBOX_INSTANCES: z.coerce.number().int().min(0).default(0),
     AUTO_CLEANUP: bool.default(true),
     CONTAINER_PREFIX_KEY: z
       .string()
@@ -154,8 +158,15 @@ export const configSchema = z
     DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
 
     HEARTBEAT_TIMEOUT: z.coerce.number().int().min(1).default(300).describe('idle timeout, seconds'),
-    /** Hard time-to-live of a claimed sandbox, seconds; 0 means none. */
-    SANDBOX_TTL: z.coerce.number().int().min(0).default(0),
+    /**
+     * Hard time-to-live of a claimed sandbox, seconds (default a day), and the longest an acquire
+     * may ask for; 0 means none, which lets a caller keep a sandbox forever with keep-alives.
+     */
+    SANDBOX_TTL: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(24 * 60 * 60),
     /** How often the reaper, refiller and reconciler run, milliseconds. */
     MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(50).default(2000),
     /**
@@ -175,6 +186,22 @@ export const configSchema = z
       .int()
       .positive()
       .default(16 * 1024 * 1024),
+    /**
+     * JSON bodies a worker holds in memory at once, bytes; a request that would pass it is answered
+     * SERVER_BUSY (503, Retry-After) instead of growing the heap. At least MAX_JSON_BYTES.
+     */
+    JSON_BYTES_IN_FLIGHT: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024 * 1024),
+    /** How long a client may take to send its request headers, milliseconds. */
+    HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    /**
+     * A request body that sends nothing for this long is cut off (REQUEST_TIMEOUT, 408),
+     * milliseconds; time spent waiting on the sandbox to take the bytes does not count.
+     */
+    BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(15000),
 
     REDIS_ENABLED: bool.default(false),
@@ -232,6 +259,14 @@ export const configSchema = z
         code: 'custom',
         path: ['CONTAINER_DEPLOYMENT'],
         message: `CONTAINER_DEPLOYMENT=${c.CONTAINER_DEPLOYMENT} is not available yet; use docker`,
+      });
+    }
+    if (c.JSON_BYTES_IN_FLIGHT < c.MAX_JSON_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JSON_BYTES_IN_FLIGHT'],
+        message:
+          'JSON_BYTES_IN_FLIGHT must be at least MAX_JSON_BYTES, or no JSON body that large is ever served',
       });
     }
     if (c.FILE_SYSTEM === 'oss' && !c.OSS_BUCKET_NAME) {

@@ -21,6 +21,7 @@ import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { SandboxRecord, StateStore } from '../state/state-store.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
+import { instanceLimitOf } from './instance-limit.js';
 import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient } from './sandboxd-client.js';
 import { WorkspaceRoot } from './workspace-root.js';
@@ -54,6 +55,8 @@ export function newSandboxId(): string {
 
 export class Provisioner {
   readonly deploymentId: string;
+  /** MAX_SANDBOX_INSTANCES, or the limit derived from the machine (instance-limit.ts). */
+  readonly maxInstances: number;
   private readonly workspaceRoot: WorkspaceRoot;
   /** Ids this process is creating right now; the reconciler leaves their 'creating' records alone. */
   private readonly creating = new Set<string>();
@@ -61,6 +64,7 @@ export class Provisioner {
 
   constructor(private readonly deps: ProvisionerDeps) {
     this.deploymentId = deploymentIdOf(deps.config);
+    this.maxInstances = instanceLimitOf(deps.config, deps.registry.list());
     this.workspaceRoot = new WorkspaceRoot(workspaceRootOf(deps.config), deps.logger);
   }
 
@@ -213,14 +217,14 @@ export class Provisioner {
    * the two leaves a record (which the reconciler finishes), never a slot no record names.
    */
   private async recordAndReserve(record: SandboxRecord): Promise<void> {
-    const { config, store } = this.deps;
+    const { store } = this.deps;
     await store.put(record);
-    if (await store.reserveInstance(record.id, config.MAX_SANDBOX_INSTANCES)) return;
+    if (await store.reserveInstance(record.id, this.maxInstances)) return;
     await store.delete(record.id);
     throw new ServiceError(
       'CAPACITY_EXCEEDED',
-      `all ${config.MAX_SANDBOX_INSTANCES} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
-      { maxInstances: config.MAX_SANDBOX_INSTANCES },
+      `all ${this.maxInstances} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
+      { maxInstances: this.maxInstances },
     );
   }
 

@@ -119,10 +119,23 @@ export class SandboxManager {
       onRefillRequest: () => this.refiller.kickSoon(),
     });
     this.scheduleMaintenance();
+    const { maxInstances } = this.provisioner;
     logger.info(
-      { deploymentId: this.deploymentId, replicaId: coordinator.replicaId, leader: coordinator.isLeader() },
+      {
+        deploymentId: this.deploymentId,
+        replicaId: coordinator.replicaId,
+        leader: coordinator.isLeader(),
+        maxInstances,
+      },
       'sandbox manager started',
     );
+    const pooled = await this.poolTargetsTotal();
+    if (pooled > maxInstances) {
+      logger.warn(
+        { pooled, maxInstances },
+        'the pool targets add up to more than the instance limit; the pools stop filling at the limit',
+      );
+    }
   }
 
   /** Resolves when the pool creates under way have settled (used to log the initial fill). */
@@ -135,6 +148,14 @@ export class SandboxManager {
     this.assertRunning();
     const { registry, store, metrics, logger } = this.deps;
     const registered = registry.require(request.type ?? this.defaultType);
+    const maxTtl = maxTtlOf(registered, this.deps.config);
+    if (request.ttlSeconds !== undefined && maxTtl > 0 && request.ttlSeconds > maxTtl) {
+      throw new ServiceError(
+        'VALIDATION_ERROR',
+        `ttlSeconds ${request.ttlSeconds} is over the longest a "${registered.name}" sandbox may live, ${maxTtl} s`,
+        { ttlSeconds: request.ttlSeconds, maxTtlSeconds: maxTtl },
+      );
+    }
     const type = withNetwork(registered, request);
     // Pooled sandboxes have the type's own policy; any other is made for this caller.
     const poolable = type === registered;
@@ -223,13 +244,32 @@ export class SandboxManager {
     return this.refiller.status(this.deps.registry.require(typeName));
   }
 
-  /** Sets a type's pool target for every worker; the refiller grows or shrinks the pool. */
+  /**
+   * Sets a type's pool target for every worker; the refiller grows or shrinks the pool. Warm
+   * sandboxes hold instance slots, so all pools together stay within the instance limit.
+   */
   async resizePool(typeName: string, size: number): Promise<PoolStatus> {
     const type = this.deps.registry.require(typeName);
+    const otherTargets = await this.poolTargetsTotal({ except: type.name });
+    const maxInstances = this.provisioner.maxInstances;
+    if (otherTargets + size > maxInstances) {
+      throw new ServiceError(
+        'VALIDATION_ERROR',
+        `a pool of ${size} would put the pools at ${otherTargets + size} sandboxes, over the instance limit of ${maxInstances} (MAX_SANDBOX_INSTANCES)`,
+        { size, maxPoolSize: Math.max(0, maxInstances - otherTargets), maxInstances },
+      );
+    }
     await this.deps.store.setPoolTarget(type.name, size);
     this.deps.coordinator.requestRefill();
     this.deps.logger.info({ type: type.name, size }, 'pool target changed');
     return this.refiller.status(type);
+  }
+
+  /** The pool targets of every type (but `except`) added up. */
+  private async poolTargetsTotal(options: { except?: string } = {}): Promise<number> {
+    const types = this.deps.registry.list().filter((type) => type.name !== options.except);
+    const targets = await Promise.all(types.map((type) => this.refiller.targetOf(type)));
+    return targets.reduce((sum, target) => sum + target, 0);
   }
 
   async countsByStatus(): Promise<Record<SandboxStatus, number>> {
@@ -311,7 +351,7 @@ export class SandboxManager {
     const { nonce, token } = this.deps.tokens.issue(record.id);
     await sandboxd.init(this.targetOf(record), { token, env: { ...type.env, ...request.env } });
     const now = Date.now();
-    const ttlSeconds = request.ttlSeconds ?? type.timeouts.ttlSeconds ?? config.SANDBOX_TTL;
+    const ttlSeconds = request.ttlSeconds ?? maxTtlOf(type, config);
     const bound = await store.update(record.id, {
       status: 'claimed',
       tokenNonce: nonce,
@@ -398,7 +438,6 @@ export class SandboxManager {
   }
 }
 
-/** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
 /**
  * The type with the caller's network policy, which may only be stricter than the type's own: a
  * `public` type may become `allowlist` (any list) or `none`; an `allowlist` type keeps to a subset
@@ -432,6 +471,12 @@ function withNetwork(type: SandboxType, request: Pick<AcquireRequest, 'network' 
   return unchanged ? type : { ...type, security: { ...own, network, allow } };
 }
 
+/** The type's hard TTL, else SANDBOX_TTL: what a sandbox gets, and the most an acquire may ask; 0 is none. */
+function maxTtlOf(type: SandboxType, config: Config): number {
+  return type.timeouts.ttlSeconds ?? config.SANDBOX_TTL;
+}
+
+/** Binding failed because of that sandbox (dead, hung, already bound, gone), so another may do. */
 function sandboxAtFault(err: unknown): boolean {
   const code = describeCodedError(err)?.code;
   return (

@@ -138,6 +138,18 @@ export class ServerMetrics {
     });
   }
 
+  /** The JSON body bytes this worker holds right now (JSON_BYTES_IN_FLIGHT bounds it). */
+  bindJsonBytesInFlight(source: { readonly inUse: number }): void {
+    new Gauge({
+      name: `${PREFIX}json_bytes_in_flight`,
+      help: 'Bytes of JSON request bodies this worker holds while reading them',
+      registers: [this.registry],
+      collect() {
+        this.set(source.inUse);
+      },
+    });
+  }
+
   countError(code: ErrorCode): void {
     this.errorsTotal.inc({ code });
   }

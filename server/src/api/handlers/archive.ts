@@ -8,7 +8,7 @@ import type { Handlers } from './types.js';
 
 export function archiveHandlers({
   manager,
-  config,
+  bodies,
 }: ApiDeps): Pick<Handlers, 'downloadArchive' | 'uploadArchive'> {
   return {
     downloadArchive: async (c) => {
@@ -18,7 +18,7 @@ export function archiveHandlers({
     uploadArchive: async (c) => {
       const id = sandboxIdOf(c);
       const query = toSearchParams(readQuery(c, archiveQuerySchema));
-      const body = uploadBody(c, config.MAX_UPLOAD_BYTES);
+      const body = uploadBody(c, bodies.upload);
       const headers = { 'content-type': 'application/x-tar' };
       return relay(await forward(c, manager, id, { method: 'PUT', path: '/archive', query, headers, body }));
     },

@@ -10,12 +10,12 @@ import { relay } from '../upstream-response.js';
 import { forward, jsonRequestBody } from './forward.js';
 import type { Handlers } from './types.js';
 
-export function execHandlers({ manager, config, metrics }: ApiDeps): Pick<Handlers, 'execInSandbox'> {
+export function execHandlers({ manager, bodies, metrics }: ApiDeps): Pick<Handlers, 'execInSandbox'> {
   return {
     execInSandbox: async (c) => {
       const started = performance.now();
       const id = sandboxIdOf(c);
-      const request = await readJsonBody(c, execRequestSchema, config.MAX_JSON_BYTES);
+      const request = await readJsonBody(c, execRequestSchema, bodies.json);
       const streamed = (c.req.header('accept') ?? '').includes(NDJSON);
       const mode = streamed ? 'stream' : 'json';
       metrics.execTotal.inc({ mode });

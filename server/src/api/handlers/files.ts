@@ -18,7 +18,7 @@ type FileHandlers = Pick<
   'readFile' | 'writeFile' | 'deleteFile' | 'listFiles' | 'statFile' | 'moveFile' | 'makeDirectory'
 >;
 
-export function fileHandlers({ manager, config }: ApiDeps): FileHandlers {
+export function fileHandlers({ manager, bodies }: ApiDeps): FileHandlers {
   return {
     readFile: async (c) => {
       const query = toSearchParams(readQuery(c, pathQuerySchema));
@@ -27,7 +27,7 @@ export function fileHandlers({ manager, config }: ApiDeps): FileHandlers {
     writeFile: async (c) => {
       const id = sandboxIdOf(c);
       const query = toSearchParams(readQuery(c, writeQuerySchema));
-      const body = uploadBody(c, config.MAX_UPLOAD_BYTES);
+      const body = uploadBody(c, bodies.upload);
       const headers = { 'content-type': 'application/octet-stream' };
       return relay(await forward(c, manager, id, { method: 'PUT', path: '/files', query, headers, body }));
     },
@@ -45,14 +45,14 @@ export function fileHandlers({ manager, config }: ApiDeps): FileHandlers {
     },
     moveFile: async (c) => {
       const id = sandboxIdOf(c);
-      const request = await readJsonBody(c, moveRequestSchema, config.MAX_JSON_BYTES);
+      const request = await readJsonBody(c, moveRequestSchema, bodies.json);
       return relay(
         await forward(c, manager, id, { method: 'POST', path: '/files/move', ...jsonRequestBody(request) }),
       );
     },
     makeDirectory: async (c) => {
       const id = sandboxIdOf(c);
-      const request = await readJsonBody(c, mkdirRequestSchema, config.MAX_JSON_BYTES);
+      const request = await readJsonBody(c, mkdirRequestSchema, bodies.json);
       return relay(
         await forward(c, manager, id, { method: 'POST', path: '/files/mkdir', ...jsonRequestBody(request) }),
       );

@@ -4,12 +4,12 @@ import { readJsonBody, readParams } from '../request-input.js';
 import { poolResizeRequestSchema, poolTypeParamsSchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
-export function poolHandlers({ manager, config }: ApiDeps): Pick<Handlers, 'listPools' | 'resizePool'> {
+export function poolHandlers({ manager, bodies }: ApiDeps): Pick<Handlers, 'listPools' | 'resizePool'> {
   return {
     listPools: async (c) => c.json({ pools: await manager.pools() }),
     resizePool: async (c) => {
       const { type } = readParams(c, poolTypeParamsSchema);
-      const { size } = await readJsonBody(c, poolResizeRequestSchema, config.MAX_JSON_BYTES);
+      const { size } = await readJsonBody(c, poolResizeRequestSchema, bodies.json);
       return c.json(await manager.resizePool(type, size));
     },
   };

@@ -34,10 +34,10 @@ type SandboxHandlers = Pick<
   'acquireSandbox' | 'listSandboxes' | 'getSandbox' | 'releaseSandbox' | 'keepaliveSandbox'
 >;
 
-export function sandboxHandlers({ manager, snapshots, config }: ApiDeps): SandboxHandlers {
+export function sandboxHandlers({ manager, snapshots, bodies }: ApiDeps): SandboxHandlers {
   return {
     acquireSandbox: async (c) => {
-      const { restore, ...request } = await readJsonBody(c, acquireRequestSchema, config.MAX_JSON_BYTES);
+      const { restore, ...request } = await readJsonBody(c, acquireRequestSchema, bodies.json);
       return c.json(toSandboxInfo(await snapshots.acquire(request, restore)), 201);
     },
     listSandboxes: async (c) => {
@@ -58,7 +58,7 @@ export function sandboxHandlers({ manager, snapshots, config }: ApiDeps): Sandbo
     },
     keepaliveSandbox: async (c) => {
       const id = sandboxIdOf(c);
-      const { idleTimeoutSeconds } = await readJsonBody(c, keepaliveRequestSchema, config.MAX_JSON_BYTES);
+      const { idleTimeoutSeconds } = await readJsonBody(c, keepaliveRequestSchema, bodies.json);
       return c.json(toSandboxInfo(await manager.keepalive(id, idleTimeoutSeconds)));
     },
   };

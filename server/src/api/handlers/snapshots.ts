@@ -6,11 +6,11 @@ import type { Handlers } from './types.js';
 
 type SnapshotHandlers = Pick<Handlers, 'createSnapshot' | 'listSnapshots' | 'getSnapshot' | 'deleteSnapshot'>;
 
-export function snapshotHandlers({ snapshots, config }: ApiDeps): SnapshotHandlers {
+export function snapshotHandlers({ snapshots, bodies }: ApiDeps): SnapshotHandlers {
   return {
     createSnapshot: async (c) => {
       const id = sandboxIdOf(c);
-      const request = await readJsonBody(c, snapshotRequestSchema, config.MAX_JSON_BYTES);
+      const request = await readJsonBody(c, snapshotRequestSchema, bodies.json);
       return c.json(await snapshots.snapshot(id, request), 201);
     },
     listSnapshots: async (c) =>

@@ -1,0 +1,26 @@
+/**
+ * A count of bytes a worker may hold at once (JSON bodies being read and parsed). Taking is
+ * all-or-nothing and never waits: a request that does not fit is turned away, so many large bodies
+ * at once cannot grow the heap past the budget, and no connection queues behind another.
+ */
+export class ByteBudget {
+  private used = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Takes `bytes` if they fit, and gives back a release function (safe to call twice); else undefined. */
+  take(bytes: number): (() => void) | undefined {
+    if (this.used + bytes > this.capacity) return undefined;
+    this.used += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+    };
+  }
+}
