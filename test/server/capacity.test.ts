@@ -1,6 +1,6 @@
 /**
  * Limits: MAX_SANDBOX_INSTANCES turns extra acquires away with CAPACITY_EXCEEDED until one is
- * released, and a PORT_RANGE of two ports serves many sandboxes one after another, which only works
+ * released, concurrent ones included, and a PORT_RANGE of two ports serves many sandboxes one after another, which only works
  * if every release gives its port back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,22 @@ describe('capacity limits', () => {
 
     for (const id of [second.body.id, fourth.body.id]) {
       expect((await server.fetch(`/v1/sandboxes/${id}`, { method: 'DELETE' })).status).toBe(204);
+    }
+    expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
+  });
+
+  it('lets no more than MAX_SANDBOX_INSTANCES of six concurrent acquires through', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => server.call<{ id: string }>('POST', '/v1/sandboxes', {})),
+    );
+    const admitted = answers.filter((answer) => answer.status === 201);
+    expect(admitted).toHaveLength(2);
+    for (const refused of answers.filter((answer) => answer.status !== 201)) {
+      expect(refused).toMatchObject({ status: 429, body: { error: { code: 'CAPACITY_EXCEEDED' } } });
+    }
+    expect(await containersOf(DEPLOYMENT)).toHaveLength(2);
+    for (const { body } of admitted) {
+      expect((await server.fetch(`/v1/sandboxes/${body.id}`, { method: 'DELETE' })).status).toBe(204);
     }
     expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
   });
