@@ -48,15 +48,16 @@ export interface CreateSandboxOptions {
   ttlSeconds?: number;
   /**
    * Network policy: `public` (the internet only: no other sandbox, host or private range),
-   * `allowlist` (only the `allow` ranges) or `none`. Only as strict as the type's policy or
+   * `allowlist` (only the `allow` ranges and domains) or `none`. Only as strict as the type's policy or
    * stricter (else ValidationError NETWORK_POLICY_DENIED); a policy other than the type's skips
    * the warm pool. Default the type's.
    */
   network?: NetworkPolicy;
   /**
-   * With `allowlist` (implied when given): IPv4 addresses or CIDRs, e.g. `203.0.113.10` or
-   * `198.51.100.0/24`; within the type's own list when it has one. Private and host ranges stay
-   * blocked whatever the list says.
+   * With `allowlist` (implied when given): IPv4 addresses or CIDRs (`203.0.113.10`,
+   * `198.51.100.0/24`) and domains (`pypi.org`, or `*.pythonhosted.org` for the names below it,
+   * reachable at the addresses they resolve to); within the type's own list when it has one.
+   * Private and host ranges stay blocked whatever the list says.
    */
   allow?: string[];
   /**

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema, imageNameFor } from '../../server/src/config/schema.js';
 import type { DeployedSandbox } from '../../server/src/deployers/deployer.js';
 import { DockerDeployer } from '../../server/src/deployers/docker.js';
+import { createLogger } from '../../server/src/observability/logger.js';
 import { sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
 import { AuthError, type DirectSandbox, Sandbox, UpstreamError } from '../src/index.js';
 import { describeDataPlane } from './support/data-plane-suite.js';
@@ -21,7 +22,7 @@ const config = configSchema.parse({
   RUNTIME_SANDBOX_IMAGE_NAMESPACE: process.env.RUNTIME_SANDBOX_IMAGE_NAMESPACE,
   RUNTIME_SANDBOX_IMAGE_TAG: process.env.RUNTIME_SANDBOX_IMAGE_TAG,
 });
-const deployer = new DockerDeployer({ config });
+const deployer = new DockerDeployer({ config, logger: createLogger('silent') });
 const token = randomBytes(24).toString('hex');
 
 let deployed: DeployedSandbox | undefined;

@@ -18,6 +18,7 @@ import { createDeployer } from '../../server/src/deployers/create-deployer.js';
 import { type CreateSpec, type DeployedSandbox, LABELS } from '../../server/src/deployers/deployer.js';
 import { DockerDeployer, PortInUseError } from '../../server/src/deployers/docker.js';
 import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
+import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
 
@@ -30,10 +31,12 @@ const prefix = `rsbx-test-${runId}`;
 const baseConfig: ConfigInput = { CONTAINER_PREFIX_KEY: prefix, DEPLOYMENT_ID: deploymentId };
 const config = configSchema.parse(baseConfig);
 const image = imageNameFor('base', config);
-const deployer = new DockerDeployer({ config, docker });
+const logger = createLogger('silent');
+const deployer = new DockerDeployer({ config, docker, logger });
 const otherDeployer = new DockerDeployer({
   config: configSchema.parse({ ...baseConfig, DEPLOYMENT_ID: otherDeploymentId }),
   docker,
+  logger,
 });
 const READY_MS = 30_000;
 
@@ -141,7 +144,7 @@ describe('DockerDeployer', () => {
     await deployer.ping();
     expect(await deployer.hasImage(image)).toBe(true);
     expect(await deployer.hasImage(`runtime-sandbox/does-not-exist-${runId}:never`)).toBe(false);
-    expect(createDeployer(config)).toBeInstanceOf(DockerDeployer);
+    expect(createDeployer(config, logger)).toBeInstanceOf(DockerDeployer);
   });
 
   it('creates a labelled, locked-down sandbox whose sandboxd answers on the published port', async () => {
@@ -254,8 +257,12 @@ describe('DockerDeployer', () => {
     const script = `
       import { configSchema } from ${source('server/src/config/schema.ts')};
       import { DockerDeployer } from ${source('server/src/deployers/docker.ts')};
+      import { createLogger } from ${source('server/src/observability/logger.ts')};
       import { waitForSandboxd } from ${source('server/src/deployers/wait-ready.ts')};
-      const deployer = new DockerDeployer({ config: configSchema.parse(${JSON.stringify(baseConfig)}) });
+      const deployer = new DockerDeployer({
+        config: configSchema.parse(${JSON.stringify(baseConfig)}),
+        logger: createLogger('silent'),
+      });
       const deployed = await deployer.create(${JSON.stringify(spec)});
       await waitForSandboxd(deployed.endpoint, { timeoutMs: ${READY_MS} });
       console.log('ready');

@@ -4,12 +4,16 @@
  * the namespace's end holding 203.0.113.10 and .11 (documentation addresses playing public hosts),
  * 169.254.169.254 (the cloud metadata address) and 10.203.0.10 (a private-range host). Host routes
  * to all three point into the veth, and are in place before any packet is sent; a plain HTTP
- * listener answers on each. `stop()` kills the listener and deletes the namespace (and with it the
- * veth and its routes).
+ * listener answers on each, and a DNS server for STAND_IN_ZONE on 203.0.113.53 (the sandboxes'
+ * upstream resolver in the tests), which records every name it is asked. `stop()` kills the
+ * listeners and deletes the namespace (and with it the veth and its routes).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { packageRoot } from '../../server/src/package-root.js';
 
 const run = promisify(execFile);
 
@@ -18,12 +22,23 @@ export const PUBLIC_HOST = '203.0.113.10';
 export const OTHER_PUBLIC_HOST = '203.0.113.11';
 export const METADATA_HOST = '169.254.169.254';
 export const PRIVATE_HOST = '10.203.0.10';
+/** The stand-in's DNS server: an internet resolver, as far as the sandboxes can tell. */
+export const DNS_HOST = '203.0.113.53';
 const HOST_SIDE = '203.0.113.1';
 export const LISTEN_PORT = 8080;
+/** The names the stand-in's DNS server knows; anything else is NXDOMAIN. */
+export const STAND_IN_ZONE = {
+  'listed.test': PUBLIC_HOST,
+  'unlisted.test': OTHER_PUBLIC_HOST,
+  'api.wild.test': OTHER_PUBLIC_HOST,
+  'metadata.test': METADATA_HOST,
+} as const;
 
 export interface InternetStandIn {
   /** The host's own address on the veth (a host address sandboxes must not reach either). */
   hostSideAddress: string;
+  /** Every name the stand-in's DNS server was asked for, in order. */
+  dnsQueries(): string[];
   stop(): Promise<void>;
 }
 
@@ -53,8 +68,10 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
     await inNs('addr', 'add', `${OTHER_PUBLIC_HOST}/24`, 'dev', nsVeth);
     await inNs('addr', 'add', `${METADATA_HOST}/32`, 'dev', nsVeth);
     await inNs('addr', 'add', `${PRIVATE_HOST}/32`, 'dev', nsVeth);
+    await inNs('addr', 'add', `${DNS_HOST}/24`, 'dev', nsVeth);
     await inNs('link', 'set', nsVeth, 'up');
     await inNs('route', 'add', 'default', 'via', HOST_SIDE);
+    const services = join(packageRoot(), 'test', 'security', 'fixtures', 'stand-in-services.cjs');
     listener = spawn(
       'ip',
       [
@@ -62,16 +79,23 @@ export async function startInternetStandIn(): Promise<InternetStandIn> {
         'exec',
         ns,
         process.execPath,
-        '-e',
-        `require('node:http').createServer((q, s) => s.end('stand-in')).listen(${LISTEN_PORT}, '0.0.0.0', () => console.log('up'))`,
+        services,
+        String(LISTEN_PORT),
+        DNS_HOST,
+        JSON.stringify(STAND_IN_ZONE),
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    const queries: string[] = [];
+    const lines = createInterface({ input: listener.stdout as NodeJS.ReadableStream });
     await new Promise<void>((resolve, reject) => {
-      listener?.stdout?.once('data', () => resolve());
+      lines.on('line', (line) => {
+        if (line === 'up') resolve();
+        else if (line.startsWith('query ')) queries.push(line.slice('query '.length));
+      });
       listener?.once('exit', (code) => reject(new Error(`stand-in listener exited with ${code}`)));
     });
-    return { hostSideAddress: HOST_SIDE, stop };
+    return { hostSideAddress: HOST_SIDE, dnsQueries: () => [...queries], stop };
   } catch (err) {
     await stop();
     throw err;

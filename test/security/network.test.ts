@@ -5,7 +5,9 @@
  * would otherwise pass for the wrong reason): another sandbox's listener and its sandboxd, a host
  * listener on all interfaces, a Redis bound to all interfaces, the server itself (listening on all
  * interfaces behind a token), and, in a network namespace this test makes, a public stand-in, the
- * metadata address and a private-range host (so no probe can leave the machine).
+ * metadata address and a private-range host (so no probe can leave the machine). Names resolve
+ * through the server's resolver on each sandbox network, whose upstream is the stand-in's DNS
+ * server: the rows at the end say which names each policy may resolve, and what leaves the host.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +28,7 @@ import {
   startServerProcess,
 } from '../support/server-process.js';
 import {
+  DNS_HOST,
   type InternetStandIn,
   LISTEN_PORT,
   METADATA_HOST,
@@ -44,9 +47,10 @@ type Verdict = 'open' | 'blocked';
 /**
  * A and B: `public`; C: `none` from its type; D: a `public` type asked for `none` at acquire;
  * E: `allowlist` from its type (PUBLIC_HOST and PRIVATE_HOST listed); F: a `public` type asked for
- * an allowlist of OTHER_PUBLIC_HOST at acquire.
+ * an allowlist of OTHER_PUBLIC_HOST at acquire; G: a `public` type asked for an allowlist of
+ * domains at acquire.
  */
-type Name = 'A' | 'B' | 'C' | 'D' | 'E' | 'F';
+type Name = 'A' | 'B' | 'C' | 'D' | 'E' | 'F' | 'G';
 
 interface Targets {
   peer: string;
@@ -65,7 +69,7 @@ describe('network isolation', () => {
   let redis: RedisServer;
   let standIn: InternetStandIn;
   let hostListener: Server;
-  const ids: Record<Name, string> = { A: '', B: '', C: '', D: '', E: '', F: '' };
+  const ids: Record<Name, string> = { A: '', B: '', C: '', D: '', E: '', F: '', G: '' };
   const targets: Partial<Targets> = {};
 
   beforeAll(async () => {
@@ -78,7 +82,12 @@ describe('network isolation', () => {
     server = await startServerProcess({
       deploymentId: DEPLOYMENT,
       portRange: '58600-58629',
-      env: { HOST: '0.0.0.0', BEARER_TOKEN: randomBytes(24).toString('hex'), POOL_SIZE: '0' },
+      env: {
+        HOST: '0.0.0.0',
+        BEARER_TOKEN: randomBytes(24).toString('hex'),
+        POOL_SIZE: '0',
+        SANDBOX_DNS_UPSTREAM: DNS_HOST,
+      },
       args: ['--extension', 'test/security/fixtures/network-types.ts'],
     });
     for (const [name, request] of [
@@ -88,6 +97,7 @@ describe('network isolation', () => {
       ['D', { type: 'base', network: 'none' }],
       ['E', { type: 'allowlisted' }],
       ['F', { type: 'base', network: 'allowlist', allow: [OTHER_PUBLIC_HOST] }],
+      ['G', { type: 'base', allow: ['listed.test', '*.wild.test', 'metadata.test'] }],
     ] as const) {
       const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', request);
       expect(acquired.status).toBe(201);
@@ -283,7 +293,7 @@ describe('network isolation', () => {
   });
 
   it('puts sandboxes only on networks of their own, which no server, Redis or other container shares', async () => {
-    for (const id of [ids.A, ids.C, ids.D, ids.E, ids.F]) {
+    for (const id of [ids.A, ids.C, ids.D, ids.E, ids.F, ids.G]) {
       const info = await containerOf(id);
       for (const name of Object.keys(info.NetworkSettings.Networks)) {
         expect(name.startsWith(`${DEPLOYMENT}-`)).toBe(true);
@@ -317,9 +327,11 @@ describe('network isolation', () => {
     expect(refused.body.error.code).toBe('NETWORK_POLICY_DENIED');
   });
 
-  it('refuses an allowlist entry that is not an IPv4 address or CIDR, and `allow` without allowlist', async () => {
+  it('refuses an allowlist entry that is no IPv4 address, CIDR or domain, and `allow` without allowlist', async () => {
     for (const request of [
-      { type: 'base', allow: ['example.com'] },
+      { type: 'base', allow: ['http://example.com'] },
+      { type: 'base', allow: ['*'] },
+      { type: 'base', allow: ['10.0.0.0/33'] },
       { type: 'base', network: 'none', allow: [PUBLIC_HOST] },
     ]) {
       const refused = await server.call<{ error: { code: string } }>('POST', '/v1/sandboxes', request);
@@ -328,11 +340,58 @@ describe('network isolation', () => {
     }
   });
 
-  it("drops an allowlist sandbox's rules when it is released", async () => {
-    const address = Object.values((await containerOf(ids.F)).NetworkSettings.Networks)[0]?.IPAddress;
-    expect(await allowRulesFor(address)).not.toEqual([]);
-    expect((await server.call('DELETE', `/v1/sandboxes/${ids.F}`)).status).toBe(204);
-    expect(await allowRulesFor(address)).toEqual([]);
+  it.each<{ from: Exclude<Name, 'B'>; name: string; resolves: string | null }>([
+    { from: 'A', name: 'unlisted.test', resolves: OTHER_PUBLIC_HOST },
+    { from: 'C', name: 'unlisted.test', resolves: null },
+    { from: 'D', name: 'unlisted.test', resolves: null },
+    { from: 'G', name: 'unlisted.test', resolves: null },
+    { from: 'G', name: 'metadata.test', resolves: METADATA_HOST },
+  ])('$from resolves $name: $resolves', async ({ from, name, resolves }) => {
+    expect(await resolveFrom(from, name)).toBe(resolves);
+  });
+
+  it('lets an allowlist of domains reach what its names resolve to, and nothing else', async () => {
+    // Nothing before a name is resolved, the listed hosts included.
+    expect(await connectFrom('G', PUBLIC_HOST, LISTEN_PORT)).toBe('blocked');
+    expect(await connectFrom('G', OTHER_PUBLIC_HOST, LISTEN_PORT)).toBe('blocked');
+    expect(await resolveFrom('G', 'listed.test')).toBe(PUBLIC_HOST);
+    expect(await connectFrom('G', PUBLIC_HOST, LISTEN_PORT)).toBe('open');
+    expect(await connectFrom('G', OTHER_PUBLIC_HOST, LISTEN_PORT)).toBe('blocked');
+    // `*.wild.test` admits the names below it.
+    expect(await resolveFrom('G', 'api.wild.test')).toBe(OTHER_PUBLIC_HOST);
+    expect(await connectFrom('G', OTHER_PUBLIC_HOST, LISTEN_PORT)).toBe('open');
+    // A listed name that resolves into a blocked range stays blocked.
+    expect(await resolveFrom('G', 'metadata.test')).toBe(METADATA_HOST);
+    expect(await connectFrom('G', METADATA_HOST, LISTEN_PORT)).toBe('blocked');
+  });
+
+  it('lets no query for a refused name leave the host, nor any query past the resolver', async () => {
+    for (const [from, name] of [
+      ['G', 'exfil-g.test'],
+      ['C', 'exfil-c.test'],
+      ['D', 'exfil-d.test'],
+    ] as const) {
+      expect(await resolveFrom(from, name)).toBeNull();
+    }
+    // Straight to a resolver on the internet, around the sandbox's own: dropped like any packet.
+    for (const from of ['C', 'G'] as const) {
+      expect(await directQueryFrom(from, DNS_HOST, `direct-${from.toLowerCase()}.test`)).toBe('no answer');
+    }
+    expect(await directQueryFrom('A', DNS_HOST, 'direct-a.test')).toBe('answered');
+    const asked = standIn.dnsQueries();
+    expect(asked).toContain('direct-a.test');
+    for (const name of ['exfil-g.test', 'exfil-c.test', 'exfil-d.test', 'direct-c.test', 'direct-g.test']) {
+      expect(asked).not.toContain(name);
+    }
+  });
+
+  it("drops an allowlist sandbox's rules, the ones its names added too, when it is released", async () => {
+    for (const name of ['F', 'G'] as const) {
+      const address = Object.values((await containerOf(ids[name])).NetworkSettings.Networks)[0]?.IPAddress;
+      expect(await allowRulesFor(address)).not.toEqual([]);
+      expect((await server.call('DELETE', `/v1/sandboxes/${ids[name]}`)).status).toBe(204);
+      expect(await allowRulesFor(address)).toEqual([]);
+    }
   });
 
   async function exec(name: Name, command: string) {
@@ -352,6 +411,34 @@ describe('network isolation', () => {
       `timeout ${CONNECT_TIMEOUT_S} bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>/dev/null && echo open || echo blocked`,
     );
     return result.stdout.trim() === 'open' ? 'open' : 'blocked';
+  }
+
+  /** The IPv4 address `name` resolves to inside the sandbox (through its resolver), or null. */
+  async function resolveFrom(name: Exclude<Name, 'B'>, host: string): Promise<string | null> {
+    const result = await exec(
+      name,
+      `python3 -c 'import socket,sys; print(socket.gethostbyname(sys.argv[1]))' ${host}`,
+    );
+    return result.exitCode === 0 ? result.stdout.trim() : null;
+  }
+
+  /** One DNS query for `host` sent by the sandbox's code straight to `resolver`, port 53. */
+  async function directQueryFrom(name: Exclude<Name, 'B'>, resolver: string, host: string) {
+    const script = [
+      'import socket, struct, sys',
+      'name = b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[2].split(".")) + b"\\0"',
+      'query = struct.pack(">HHHHHH", 0x5253, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1)',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      `s.settimeout(${CONNECT_TIMEOUT_S})`,
+      's.sendto(query, (sys.argv[1], 53))',
+      'try:',
+      '    s.recvfrom(512)',
+      '    print("answered")',
+      'except socket.timeout:',
+      '    print("no answer")',
+    ].join('\n');
+    const result = await exec(name, `python3 -c '${script}' ${resolver} ${host}`);
+    return result.stdout.trim();
   }
 });
 

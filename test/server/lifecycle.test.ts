@@ -29,6 +29,7 @@ interface Info {
   metadata: Record<string, string>;
   idleTimeoutSeconds: number;
   createdAt: string;
+  claimedAt: string;
   expiresAt: string | null;
 }
 
@@ -66,9 +67,10 @@ describe('sandbox lifecycle over HTTP', () => {
       sessionId: 'session-1',
       fromPool: true,
       metadata: { owner: 'lifecycle-test' },
-      expiresAt: null,
     });
     expect(Number.isNaN(Date.parse(body.createdAt))).toBe(false);
+    // SANDBOX_TTL's default: a day from the claim.
+    expect(Date.parse(body.expiresAt ?? '') - Date.parse(body.claimedAt)).toBe(24 * 60 * 60 * 1000);
     expect(body).not.toHaveProperty('token');
 
     // The claim left a gap; the refiller fills it without anyone asking.

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { initRequestSchema } from '../../../sandbox-images/runtime/src/protocol.js';
-import { allowedRangeSchema, networkPolicySchema } from '../sandbox-types/definition.js';
+import { allowEntrySchema, networkPolicySchema } from '../sandbox-types/definition.js';
 import { snapshotIdSchema, snapshotKeySchema, snapshotRecordSchema } from '../snapshots/snapshot-store.js';
 
 export {
@@ -80,11 +80,11 @@ export const acquireRequestSchema = z.strictObject({
       "Network policy: `public` (the internet only), `allowlist` (only `allow`) or `none`; only as strict as the type's or stricter. A policy other than the type's skips the warm pool",
     ),
   allow: z
-    .array(allowedRangeSchema)
+    .array(allowEntrySchema)
     .max(64)
     .optional()
     .describe(
-      "With `allowlist`: IPv4 addresses and CIDRs the sandbox may reach (a subset of the type's list when it has one)",
+      "With `allowlist`: IPv4 addresses, CIDRs and domains (`pypi.org`, `*.pythonhosted.org`) the sandbox may reach (a subset of the type's list when it has one)",
     ),
   restore: z
     .union([

@@ -153,6 +153,11 @@ export const configSchema = z
      * networks (iptables, needs root). Turning it off leaves those reachable from every sandbox.
      */
     SANDBOX_FIREWALL: bool.default(true),
+    /**
+     * The resolver the sandboxes' DNS goes to (`host` or `host:port`), through the one the server
+     * runs on each sandbox network's gateway; default the host's first nameserver (/etc/resolv.conf).
+     */
+    SANDBOX_DNS_UPSTREAM: optionalString,
     /** Docker runtime for every sandbox (`runsc` for gVisor, `kata-runtime`); a type may set its own. */
     DOCKER_RUNTIME: optionalString,
     DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),

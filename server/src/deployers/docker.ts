@@ -10,8 +10,10 @@
  * own, where the host filter lets each one reach only its listed ranges (installed right after
  * start, before which it can send nothing; removed with the container). `none` sandboxes sit on
  * an internal bridge, no route out and no traffic between them, and the host reaches sandboxd at
- * the container's address. Every bridge is named `rsbx<p|a|n>…` so the host filter finds it. `create` is one createContainer plus one start; an inspect
- * only when the container's address is needed.
+ * the container's address. Every bridge is named `rsbx<p|a|n>…` so the host filter finds it.
+ * Every sandbox resolves names through the resolver on its network's gateway (sandbox-dns.ts),
+ * which enforces the allowlist's domains. `create` is one createContainer plus one start; an
+ * inspect only when the container's address is needed.
  */
 import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
@@ -22,7 +24,13 @@ import {
 } from '../../../sandbox-images/runtime/src/protocol.js';
 import { type Config, deploymentIdOf } from '../config/schema.js';
 import { messageOf } from '../error-message.js';
-import { type NetworkPolicy, networkPolicySchema, type SandboxType } from '../sandbox-types/definition.js';
+import type { Logger } from '../observability/logger.js';
+import {
+  isAddressRange,
+  type NetworkPolicy,
+  networkPolicySchema,
+  type SandboxType,
+} from '../sandbox-types/definition.js';
 import {
   type ContainerSummary,
   type CreateSpec,
@@ -32,6 +40,7 @@ import {
   LABELS,
   MANAGED_BY_VALUE,
 } from './deployer.js';
+import { SandboxDns } from './sandbox-dns.js';
 import { BRIDGE_PREFIX_BY_POLICY, SandboxFirewall } from './sandbox-firewall.js';
 
 /** The host port was taken by something else; the caller may retry with another port. */
@@ -53,13 +62,24 @@ const NETWORK_SUFFIX_BY_POLICY = { public: 'sandboxes', allowlist: 'allowlist', 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 
+/** The domains of an allowlist sandbox, comma-separated: any worker's resolver reads them from here. */
+const ALLOW_DOMAINS_LABEL = 'io.runtime-sandbox.allow-domains';
+/** How long a resolver keeps what it read about an allowlist sandbox, milliseconds. */
+const ALLOWLIST_CACHE_MS = 2000;
+
 /** Docker's words for a host port another process or container holds. */
 const PORT_TAKEN = /port is already allocated|address already in use/i;
 
+/** A sandbox network of the deployment: its Docker name and the gateway its resolver answers on. */
+interface SandboxNetwork {
+  name: string;
+  gateway: string;
+}
+
 /** How the server reaches a sandbox: a port published on the host, or its address on its network. */
 type Networking =
-  | { kind: 'publish'; network: string; hostPort: number }
-  | { kind: 'attach'; network: string };
+  | { kind: 'publish'; network: SandboxNetwork; hostPort: number }
+  | { kind: 'attach'; network: SandboxNetwork };
 
 export class DockerDeployer implements Deployer {
   readonly kind = 'docker';
@@ -67,12 +87,22 @@ export class DockerDeployer implements Deployer {
   private readonly docker: Dockerode;
   private readonly deploymentId: string;
   private readonly firewall = new SandboxFirewall();
-  private readonly networks = new Map<NetworkPolicy, Promise<string>>();
+  /** Whether `prepare` installed the host filter (the sandbox resolver's rules go into it). */
+  private filtering = false;
+  private readonly dns: SandboxDns;
+  private readonly networks = new Map<NetworkPolicy, Promise<SandboxNetwork>>();
+  private readonly allowlists = new Map<string, { domains: string[] | undefined; until: number }>();
 
-  constructor(options: { config: Config; docker?: Dockerode }) {
+  constructor(options: { config: Config; logger: Logger; docker?: Dockerode }) {
     this.config = options.config;
     this.docker = options.docker ?? new Dockerode({ socketPath: options.config.DOCKER_SOCKET });
     this.deploymentId = deploymentIdOf(options.config);
+    this.dns = new SandboxDns({
+      upstream: options.config.SANDBOX_DNS_UPSTREAM,
+      allowlistOf: (address) => this.allowedDomainsOf(address),
+      allow: (address, resolved) => this.firewall.allowMore(address, `${resolved}/32`),
+      logger: options.logger,
+    });
   }
 
   /**
@@ -98,12 +128,15 @@ export class DockerDeployer implements Deployer {
         { cause: error },
       );
     });
+    this.filtering = true;
   }
 
   /** After the deployment's last sandbox went: its networks, and the host filter if no one else needs it. */
   async teardown(): Promise<void> {
+    this.dns.close();
     for (const policy of networkPolicySchema.options) {
-      const { name } = this.networkNames(policy);
+      const { name, bridge } = this.networkNames(policy);
+      if (this.filtering) await this.firewall.refuseDns(bridge);
       await this.docker
         .getNetwork(name)
         .remove()
@@ -127,7 +160,7 @@ export class DockerDeployer implements Deployer {
       if (allowlisted) {
         // Until its rules exist the allowlist bridge lets the sandbox send nothing at all.
         const { host } = await this.addressOn(container, networking.network);
-        await this.firewall.allow(host, spec.type.security.allow);
+        await this.firewall.allow(host, spec.type.security.allow.filter(isAddressRange));
       }
       if (networking.kind === 'attach') {
         return { handle: container.id, endpoint: await this.addressOn(container, networking.network) };
@@ -154,7 +187,11 @@ export class DockerDeployer implements Deployer {
       ]?.IPAddress;
       await container.remove({ force: true, v: true });
       // After the container: its address must not go to a successor while the rules still hold.
-      if (allowlisted) await this.firewall.revoke(allowlisted);
+      if (allowlisted) {
+        await this.firewall.revoke(allowlisted);
+        this.dns.forget(allowlisted);
+        this.allowlists.delete(allowlisted);
+      }
     } catch (error) {
       // Gone already (404), or another caller is removing it right now (409): either way it goes.
       const status = statusOf(error);
@@ -237,13 +274,18 @@ export class DockerDeployer implements Deployer {
       },
       HostConfig: hostConfig,
     };
+    const domains =
+      security.network === 'allowlist' ? security.allow.filter((entry) => !isAddressRange(entry)) : [];
+    if (domains.length > 0 && options.Labels) options.Labels[ALLOW_DOMAINS_LABEL] = domains.join(',');
+    // Docker's resolver in the sandbox forwards to the network's own (sandbox-dns.ts).
+    hostConfig.Dns = [networking.network.gateway];
     // sandboxd must start as root to keep the code (security.user) out of its memory and signals.
     options.User = '0:0';
     const runtime = this.runtimeOf(spec.type);
     if (runtime !== undefined) hostConfig.Runtime = runtime;
 
-    hostConfig.NetworkMode = networking.network;
-    options.NetworkingConfig = { EndpointsConfig: { [networking.network]: {} } };
+    hostConfig.NetworkMode = networking.network.name;
+    options.NetworkingConfig = { EndpointsConfig: { [networking.network.name]: {} } };
     if (networking.kind === 'publish') {
       options.ExposedPorts = { [SANDBOXD_PORT_KEY]: {} };
       hostConfig.PortBindings = {
@@ -274,7 +316,7 @@ export class DockerDeployer implements Deployer {
     return { kind: 'publish', network, hostPort: spec.hostPort };
   }
 
-  private ensureNetwork(policy: NetworkPolicy): Promise<string> {
+  private ensureNetwork(policy: NetworkPolicy): Promise<SandboxNetwork> {
     let ensured = this.networks.get(policy);
     if (!ensured) {
       ensured = this.createNetwork(policy).catch((error: unknown) => {
@@ -286,20 +328,43 @@ export class DockerDeployer implements Deployer {
     return ensured;
   }
 
-  /** The deployment's network for `policy`, made on first use; one that exists must be as safe. */
-  private async createNetwork(policy: NetworkPolicy): Promise<string> {
+  /**
+   * The deployment's network for `policy`, made on first use (one that exists must be as safe),
+   * with the resolver on its gateway serving it.
+   */
+  private async createNetwork(policy: NetworkPolicy): Promise<SandboxNetwork> {
     const { name, bridge } = this.networkNames(policy);
+    const network = await this.existingNetwork(policy).then(
+      (existing) => existing ?? this.newNetwork(policy).then(() => this.existingNetwork(policy)),
+    );
+    if (!network) throw new Error(`Docker network ${name} vanished right after it was made`);
+    if (this.filtering) await this.firewall.acceptDns(bridge, network.gateway);
+    await this.dns.serve(network.gateway, policy);
+    return network;
+  }
+
+  /** The deployment's network for `policy` if it exists, checked to be as safe as a new one. */
+  private async existingNetwork(policy: NetworkPolicy): Promise<SandboxNetwork | undefined> {
+    const { name } = this.networkNames(policy);
+    let existing: Dockerode.NetworkInspectInfo;
     try {
-      const existing = await this.docker.getNetwork(name).inspect();
-      if (existing.Options?.[ICC_OPTION] !== 'false' || existing.Internal !== (policy === 'none')) {
-        throw new Error(
-          `Docker network ${name} exists without this deployment's isolation (inter-container traffic off${policy === 'none' ? ', internal' : ''}); remove it`,
-        );
-      }
-      return name;
+      existing = await this.docker.getNetwork(name).inspect();
     } catch (error) {
-      if (statusOf(error) !== 404) throw error;
+      if (statusOf(error) === 404) return undefined;
+      throw error;
     }
+    if (existing.Options?.[ICC_OPTION] !== 'false' || existing.Internal !== (policy === 'none')) {
+      throw new Error(
+        `Docker network ${name} exists without this deployment's isolation (inter-container traffic off${policy === 'none' ? ', internal' : ''}); remove it`,
+      );
+    }
+    const gateway = existing.IPAM?.Config?.[0]?.Gateway;
+    if (!gateway) throw new Error(`Docker network ${name} has no gateway address for the sandbox resolver`);
+    return { name, gateway };
+  }
+
+  private async newNetwork(policy: NetworkPolicy): Promise<void> {
+    const { name, bridge } = this.networkNames(policy);
     try {
       await this.docker.createNetwork({
         Name: name,
@@ -313,7 +378,25 @@ export class DockerDeployer implements Deployer {
       // Another worker created it first.
       if (statusOf(error) !== 409) throw error;
     }
-    return name;
+  }
+
+  /** The domains of the allowlist sandbox at `address`, read from its container; undefined: none there. */
+  private async allowedDomainsOf(address: string): Promise<string[] | undefined> {
+    const cached = this.allowlists.get(address);
+    if (cached && cached.until > Date.now()) return cached.domains;
+    const { name } = this.networkNames('allowlist');
+    const containers = await this.docker.listContainers({
+      filters: {
+        label: [`${LABELS.managedBy}=${MANAGED_BY_VALUE}`, `${LABELS.deployment}=${this.deploymentId}`],
+        network: [name],
+      },
+    });
+    const holder = containers.find((c) => c.NetworkSettings?.Networks?.[name]?.IPAddress === address);
+    const domains = holder
+      ? (holder.Labels[ALLOW_DOMAINS_LABEL] ?? '').split(',').filter((d) => d !== '')
+      : undefined;
+    this.allowlists.set(address, { domains, until: Date.now() + ALLOWLIST_CACHE_MS });
+    return domains;
   }
 
   /** Network and bridge names of the deployment; bridge names are at most 15 bytes (IFNAMSIZ). */
@@ -325,10 +408,10 @@ export class DockerDeployer implements Deployer {
     };
   }
 
-  private async addressOn(container: Dockerode.Container, network: string): Promise<Endpoint> {
+  private async addressOn(container: Dockerode.Container, network: SandboxNetwork): Promise<Endpoint> {
     const info = await container.inspect();
-    const host = info.NetworkSettings.Networks[network]?.IPAddress;
-    if (!host) throw new Error(`container ${container.id} has no address on network ${network}`);
+    const host = info.NetworkSettings.Networks[network.name]?.IPAddress;
+    if (!host) throw new Error(`container ${container.id} has no address on network ${network.name}`);
     return { host, port: SANDBOXD_PORT };
   }
 }

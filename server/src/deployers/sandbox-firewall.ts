@@ -12,6 +12,8 @@
  *   private, shared, link-local, loopback, multicast and reserved ranges and the host's uplink
  *   subnets are dropped; everything else (the internet) goes on, except from an allowlist bridge
  *   (`rsbxa…`), where only what RSBX-ALLOW returns for the sandbox's own address goes on.
+ * - DNS: each sandbox network's gateway answers UDP port 53 (sandbox-dns.ts); RSBX-DNS, jumped to
+ *   ahead of RSBX-INPUT, accepts exactly those queries (bridge and gateway) and nothing else.
  * - IPv6: sandbox networks have none; whatever a sandbox sends over link-local v6 is dropped.
  *
  * Applying is idempotent and atomic (iptables-restore declares the chains, which flushes and refills
@@ -20,9 +22,6 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
 
 /** Interface names of sandbox bridges; iptables' `+` is a prefix wildcard. */
 export const SANDBOX_BRIDGE_PREFIX = 'rsbx';
@@ -31,6 +30,9 @@ const INPUT_CHAIN = 'RSBX-INPUT';
 const FORWARD_CHAIN = 'RSBX-FORWARD';
 /** Per-sandbox rules (`-s <sandbox> -d <allowed> -j RETURN`), then DROP; never flushed by apply. */
 const ALLOW_CHAIN = 'RSBX-ALLOW';
+/** Per-network rules (`-i <bridge> -d <gateway> -j ACCEPT`) for the sandbox resolver; never flushed by apply. */
+const DNS_CHAIN = 'RSBX-DNS';
+const DNS_JUMP = ['-i', SANDBOX_INTERFACES, '-p', 'udp', '--dport', '53', '-j', DNS_CHAIN];
 /** Bridge name prefixes by policy: the filter tells allowlist bridges apart by theirs. */
 export const BRIDGE_PREFIX_BY_POLICY = { public: 'rsbxp', allowlist: 'rsbxa', none: 'rsbxn' } as const;
 
@@ -53,13 +55,10 @@ export const BLOCKED_IPV4_RANGES = [
   '240.0.0.0/4',
 ] as const;
 
-async function exec(file: string, args: string[], input?: string): Promise<void> {
-  if (input === undefined) {
-    await run(file, args);
-    return;
-  }
-  await new Promise<void>((resolve, reject) => {
-    const child = execFile(file, args, (error) => (error ? reject(error) : resolve()));
+/** Runs a tool, with `input` on its stdin when given; resolves with its stdout. */
+function run(file: string, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, (error, stdout) => (error ? reject(error) : resolve(stdout)));
     child.stdin?.end(input);
   });
 }
@@ -68,7 +67,8 @@ export class SandboxFirewall {
   /** Installs (or refreshes) the rules; throws with the tool's message when it cannot. */
   async apply(): Promise<void> {
     const blocked = [...BLOCKED_IPV4_RANGES, ...(await uplinkSubnets())];
-    await this.ensureAllowChain();
+    await this.ensureChain(ALLOW_CHAIN, 'DROP');
+    await this.ensureChain(DNS_CHAIN, 'RETURN');
     const rules = [
       '*filter',
       `:${INPUT_CHAIN} - [0:0]`,
@@ -82,8 +82,9 @@ export class SandboxFirewall {
       'COMMIT',
       '',
     ].join('\n');
-    await exec('iptables-restore', ['-w', '--noflush'], rules);
+    await run('iptables-restore', ['-w', '--noflush'], rules);
     await this.ensureJump('iptables', 'INPUT', INPUT_CHAIN);
+    await this.ensureDnsJumpFirst();
     await this.ensureJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
     await this.ensureJump('ip6tables', 'INPUT', 'DROP');
     await this.ensureJump('ip6tables', 'FORWARD', 'DROP');
@@ -93,12 +94,13 @@ export class SandboxFirewall {
   async removeIfUnused(): Promise<boolean> {
     if ((await sandboxBridges()).length > 0) return false;
     await this.removeJump('iptables', 'INPUT', INPUT_CHAIN);
+    await this.removeRule('iptables', ['INPUT', ...DNS_JUMP]);
     await this.removeJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
     await this.removeJump('ip6tables', 'INPUT', 'DROP');
     await this.removeJump('ip6tables', 'FORWARD', 'DROP');
-    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN, ALLOW_CHAIN]) {
-      await exec('iptables', ['-w', '-F', chain]).catch(() => undefined);
-      await exec('iptables', ['-w', '-X', chain]).catch(() => undefined);
+    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN, ALLOW_CHAIN, DNS_CHAIN]) {
+      await run('iptables', ['-w', '-F', chain]).catch(() => undefined);
+      await run('iptables', ['-w', '-X', chain]).catch(() => undefined);
     }
     return true;
   }
@@ -109,56 +111,85 @@ export class SandboxFirewall {
    */
   async allow(address: string, ranges: readonly string[]): Promise<void> {
     await this.revoke(address);
-    for (const range of ranges) {
-      await exec('iptables', [
-        '-w',
-        '-I',
-        ALLOW_CHAIN,
-        '1',
-        '-s',
-        `${address}/32`,
-        '-d',
-        range,
-        '-j',
-        'RETURN',
-      ]);
-    }
+    for (const range of ranges) await this.allowMore(address, range);
+  }
+
+  /** Lets the sandbox at `address` reach `range` as well (an address its allowed names resolved to). */
+  async allowMore(address: string, range: string): Promise<void> {
+    await run('iptables', ['-w', '-I', ALLOW_CHAIN, '1', '-s', `${address}/32`, '-d', range, '-j', 'RETURN']);
   }
 
   /** Drops every allow rule for the sandbox at `address`. */
   async revoke(address: string): Promise<void> {
-    const { stdout } = await run('iptables', ['-w', '-S', ALLOW_CHAIN]);
+    const stdout = await run('iptables', ['-w', '-S', ALLOW_CHAIN]);
     for (const line of stdout.split('\n')) {
       const fields = line.trim().split(/\s+/);
       if (fields[0] !== '-A' || fields[fields.indexOf('-s') + 1] !== `${address}/32`) continue;
-      await exec('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
+      await run('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
     }
   }
 
-  /** RSBX-ALLOW exists and ends in DROP; its per-sandbox rules survive every apply. */
-  private async ensureAllowChain(): Promise<void> {
-    await exec('iptables', ['-w', '-N', ALLOW_CHAIN]).catch(() => undefined);
+  /** Lets the sandboxes on `bridge` query the resolver on their gateway (UDP 53), and nothing else there. */
+  async acceptDns(bridge: string, gateway: string): Promise<void> {
+    const rule = ['-i', bridge, '-d', `${gateway}/32`, '-j', 'ACCEPT'];
     try {
-      await exec('iptables', ['-w', '-C', ALLOW_CHAIN, '-j', 'DROP']);
+      await run('iptables', ['-w', '-C', DNS_CHAIN, ...rule]);
     } catch {
-      await exec('iptables', ['-w', '-A', ALLOW_CHAIN, '-j', 'DROP']);
+      await run('iptables', ['-w', '-I', DNS_CHAIN, '1', ...rule]);
+    }
+  }
+
+  /** Drops the resolver rules of `bridge` (its network is gone). */
+  async refuseDns(bridge: string): Promise<void> {
+    const stdout = await run('iptables', ['-w', '-S', DNS_CHAIN]).catch(() => '');
+    for (const line of stdout.split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[0] !== '-A' || fields[fields.indexOf('-i') + 1] !== bridge) continue;
+      await run('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
+    }
+  }
+
+  /** `chain` exists and ends in `last`; the rules before it survive every apply. */
+  private async ensureChain(chain: string, last: 'DROP' | 'RETURN'): Promise<void> {
+    await run('iptables', ['-w', '-N', chain]).catch(() => undefined);
+    try {
+      await run('iptables', ['-w', '-C', chain, '-j', last]);
+    } catch {
+      await run('iptables', ['-w', '-A', chain, '-j', last]);
     }
   }
 
   private async ensureJump(tool: string, chain: string, target: string): Promise<void> {
     const rule = [chain, '-i', SANDBOX_INTERFACES, '-j', target];
     try {
-      await exec(tool, ['-w', '-C', ...rule]);
+      await run(tool, ['-w', '-C', ...rule]);
     } catch {
-      await exec(tool, ['-w', '-I', chain, '1', '-i', SANDBOX_INTERFACES, '-j', target]);
+      await run(tool, ['-w', '-I', chain, '1', '-i', SANDBOX_INTERFACES, '-j', target]);
     }
   }
 
+  /**
+   * The resolver queries' jump sits in INPUT ahead of RSBX-INPUT's (whose last rule drops them),
+   * so no rewrite of RSBX-INPUT, this version's or another's, can take it out.
+   */
+  private async ensureDnsJumpFirst(): Promise<void> {
+    const rules = (await run('iptables', ['-w', '-S', 'INPUT'])).split('\n');
+    const position = (target: string) => rules.findIndex((rule) => rule.endsWith(`-j ${target}`));
+    const dns = position(DNS_CHAIN);
+    if (dns !== -1 && dns < position(INPUT_CHAIN)) return;
+    await this.removeRule('iptables', ['INPUT', ...DNS_JUMP]);
+    await run('iptables', ['-w', '-I', 'INPUT', '1', ...DNS_JUMP]);
+  }
+
   private async removeJump(tool: string, chain: string, target: string): Promise<void> {
-    // Twice-inserted jumps (two servers starting at once) go one by one until -D finds none.
+    await this.removeRule(tool, [chain, '-i', SANDBOX_INTERFACES, '-j', target]);
+  }
+
+  /** Deletes every copy of a rule (two servers starting at once may each have added one). */
+  private async removeRule(tool: string, rule: string[]): Promise<void> {
     for (;;) {
       try {
-        await exec(tool, ['-w', '-D', chain, '-i', SANDBOX_INTERFACES, '-j', target]);
+        await run(tool, ['-w', '-D', ...rule]);
       } catch {
         return;
       }
@@ -167,7 +198,7 @@ export class SandboxFirewall {
 }
 
 /** The sandbox bridges present on the host now (down ones included, which networkInterfaces() omits). */
-export async function sandboxBridges(): Promise<string[]> {
+async function sandboxBridges(): Promise<string[]> {
   const names = await readdir('/sys/class/net');
   return names.filter((name) => name.startsWith(SANDBOX_BRIDGE_PREFIX));
 }

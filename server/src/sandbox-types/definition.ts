@@ -8,14 +8,29 @@ import { DEFAULT_RUN_AS } from '../../../sandbox-images/runtime/src/protocol.js'
 export const networkPolicySchema = z.enum(['public', 'allowlist', 'none']);
 export type NetworkPolicy = z.output<typeof networkPolicySchema>;
 
-/** An IPv4 address or CIDR range, e.g. `203.0.113.10` or `198.51.100.0/24`. */
-export const allowedRangeSchema = z
+const IPV4_OR_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(\/(3[0-2]|[12]?\d))?$/;
+/** A DNS name of two labels or more, optionally `*.` for every name below it. */
+const DOMAIN_PATTERN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * An allowlist entry: an IPv4 address or CIDR range (`203.0.113.10`, `198.51.100.0/24`; an address
+ * becomes a /32), or a domain (`pypi.org`; `*.pythonhosted.org` for the names below it), which the
+ * sandbox may resolve and then reach at the addresses it resolved to.
+ */
+export const allowEntrySchema = z
   .string()
-  .regex(
-    /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(\/(3[0-2]|[12]?\d))?$/,
-    'an allowlist entry is an IPv4 address or CIDR, e.g. 203.0.113.10 or 198.51.100.0/24',
+  .max(253)
+  .transform((entry) => entry.trim().toLowerCase())
+  .refine(
+    (entry) => IPV4_OR_CIDR.test(entry) || DOMAIN_PATTERN.test(entry),
+    'an allowlist entry is an IPv4 address or CIDR (203.0.113.10, 198.51.100.0/24) or a domain (pypi.org, *.pythonhosted.org)',
   )
-  .transform((entry) => (entry.includes('/') ? entry : `${entry}/32`));
+  .transform((entry) => (IPV4_OR_CIDR.test(entry) && !entry.includes('/') ? `${entry}/32` : entry));
+
+/** Whether an allowlist entry is an address range (else it is a domain pattern). */
+export function isAddressRange(entry: string): boolean {
+  return IPV4_OR_CIDR.test(entry);
+}
 
 export const sandboxTypeSchema = z.strictObject({
   /** Lowercase name used in the API (`type`) and in the image name. */
@@ -65,12 +80,12 @@ export const sandboxTypeSchema = z.strictObject({
       capAdd: z.array(z.string()).default([]),
       /**
        * `public`: the internet, but no other sandbox, no host address and no private, link-local or
-       * metadata range. `allowlist`: only the `allow` ranges (never those blocked for `public`).
+       * metadata range. `allowlist`: only the `allow` ranges and domains (never what is blocked for `public`).
        * `none`: no network at all (the server still reaches sandboxd).
        */
       network: networkPolicySchema.default('public'),
-      /** With `network: 'allowlist'`: the IPv4 addresses and CIDR ranges the sandbox may reach. */
-      allow: z.array(allowedRangeSchema).max(64).default([]),
+      /** With `network: 'allowlist'`: the IPv4 ranges and domains the sandbox may reach. */
+      allow: z.array(allowEntrySchema).max(64).default([]),
       /** Container runtime (`runsc` for gVisor, `kata-runtime`); default DOCKER_RUNTIME, else the engine's. */
       runtime: z.string().min(1).optional(),
     })
