@@ -92,6 +92,9 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       : { CONTAINER_PREFIX_KEY: options.deploymentId, DEPLOYMENT_ID: options.deploymentId }),
     PORT_RANGE: options.portRange,
     DEFAULT_MOUNT_DIR: mountDir,
+    // Sandbox DNS must not leave the machine: a loopback port nothing answers on, unless a test
+    // brings its own resolver (a stand-in in a network namespace).
+    SANDBOX_DNS_UPSTREAM: '127.0.0.1:9',
     ...options.env,
   };
   const child = spawn(
