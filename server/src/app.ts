@@ -26,6 +26,7 @@ import { createRegistry } from './sandbox-types/registry.js';
 import { createSnapshotStore } from './snapshots/create-snapshot-store.js';
 import type { SnapshotStore } from './snapshots/snapshot-store.js';
 import { createStateStore } from './state/create-state-store.js';
+import { loadTenantKeys } from './tenants/api-keys.js';
 
 /** Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them. */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
@@ -91,6 +92,11 @@ async function claimUnshared(options: StartOptions, logger: Logger): Promise<Dep
 }
 
 async function assemble(config: Config, options: StartOptions, logger: Logger): Promise<RunningServer> {
+  // A bad keys file stops the start before anything is made.
+  const tenantKeys =
+    config.API_KEYS_FILE === undefined
+      ? undefined
+      : loadTenantKeys(config.API_KEYS_FILE, config.BEARER_TOKEN);
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
   const deployer = createDeployer(config);
@@ -148,6 +154,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     metrics,
     logger,
     inFlight,
+    tenantKeys,
   });
   let server: ServerType;
   try {
@@ -166,7 +173,8 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     {
       url,
       deploymentId: manager.deploymentId,
-      auth: config.BEARER_TOKEN !== undefined,
+      auth: config.BEARER_TOKEN !== undefined || tenantKeys !== undefined,
+      tenantKeys: tenantKeys?.size ?? 0,
       pools: await manager.pools(),
     },
     'listening',

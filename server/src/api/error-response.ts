@@ -19,6 +19,9 @@ export function errorResponse(
   details?: Record<string, unknown>,
 ): Response {
   c.set('errorCode', code);
+  // A limit that names when it frees up says so the way HTTP clients and proxies understand.
+  const retryAfter = details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') c.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   const body: z.infer<typeof errorBodySchema> = { error: { code, message, ...(details ? { details } : {}) } };
   // Every status in the code table carries a body.
   return c.json(body, statusOf(code) as ContentfulStatusCode);
