@@ -22,6 +22,7 @@ export const ERROR_CODES = {
     status: 403,
     description: 'Auth is off, so only loopback clients are served; the Host or Origin is not loopback',
   },
+  FORBIDDEN: { status: 403, description: "The caller's key may not do this (it needs the admin token)" },
 
   // Paths and files (sandboxd)
   PATH_OUTSIDE_WORKSPACE: { status: 403, description: 'The path resolves outside the workspace root' },
@@ -48,6 +49,11 @@ export const ERROR_CODES = {
   CAPACITY_EXCEEDED: {
     status: 429,
     description: 'MAX_SANDBOX_INSTANCES reached; release one or retry later',
+  },
+  TENANT_LIMIT_EXCEEDED: {
+    status: 429,
+    description:
+      "A limit of the caller's tenant is reached (details.limit says which); retry after Retry-After",
   },
   SANDBOX_CREATE_FAILED: { status: 502, description: 'The deployer could not create a sandbox' },
   NETWORK_POLICY_DENIED: {

@@ -13,6 +13,8 @@ export interface SandboxErrorInit {
   details?: Record<string, unknown>;
   /** The server's `x-request-id`, when it sent one; quote it when reading the server log. */
   requestId?: string | null;
+  /** Seconds the server asked to wait before retrying (its `Retry-After`), when it said. */
+  retryAfterSeconds?: number | null;
   cause?: unknown;
 }
 
@@ -23,6 +25,8 @@ export class SandboxError extends Error {
   readonly details: Record<string, unknown> | undefined;
   /** The server's `x-request-id`, when it sent one. */
   readonly requestId: string | null;
+  /** Seconds the server asked to wait before retrying (`Retry-After` on a 429); null when it did not say. */
+  readonly retryAfterSeconds: number | null;
 
   constructor(init: SandboxErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -31,16 +35,17 @@ export class SandboxError extends Error {
     this.status = init.status ?? null;
     this.details = init.details;
     this.requestId = init.requestId ?? null;
+    this.retryAfterSeconds = init.retryAfterSeconds ?? null;
   }
 }
 
 /** No such sandbox, file, sandbox type, snapshot or route. */
 export class NotFoundError extends SandboxError {}
-/** The bearer token is missing or wrong. */
+/** The bearer token is missing or wrong, or its key may not do this (FORBIDDEN). */
 export class AuthError extends SandboxError {}
 /** The server, sandboxd or this client gave up waiting. */
 export class TimeoutError extends SandboxError {}
-/** The server's instance limit is reached; release a sandbox or retry later. */
+/** The server's instance limit or a limit of the caller's tenant is reached; release a sandbox or retry later. */
 export class CapacityError extends SandboxError {}
 /** The request was refused as it stands: bad shape, too large, or a path or archive entry out of bounds. */
 export class ValidationError extends SandboxError {}
@@ -62,6 +67,7 @@ export const ERROR_CLASS_BY_CODE = {
   REQUEST_TIMEOUT: TimeoutError,
   UNAUTHORIZED: AuthError,
   CROSS_ORIGIN_REFUSED: AuthError,
+  FORBIDDEN: AuthError,
   PATH_OUTSIDE_WORKSPACE: ValidationError,
   FILE_NOT_FOUND: NotFoundError,
   NOT_A_DIRECTORY: ConflictError,
@@ -77,6 +83,7 @@ export const ERROR_CLASS_BY_CODE = {
   SANDBOX_TYPE_NOT_FOUND: NotFoundError,
   SANDBOX_NOT_READY: ConflictError,
   CAPACITY_EXCEEDED: CapacityError,
+  TENANT_LIMIT_EXCEEDED: CapacityError,
   SANDBOX_CREATE_FAILED: UpstreamError,
   NETWORK_POLICY_DENIED: ValidationError,
   SNAPSHOT_NOT_FOUND: NotFoundError,
@@ -120,17 +127,24 @@ function codeForStatus(status: number): ErrorCode {
  */
 export async function errorFromResponse(response: Response, what: string): Promise<SandboxError> {
   const requestId = response.headers.get('x-request-id');
+  const retryAfterSeconds = retryAfterOf(response.headers.get('retry-after'));
   const text = await response.text().catch(() => '');
   const body = parseErrorBody(text);
   if (body) {
-    return createSandboxError({ ...body, status: response.status, requestId });
+    return createSandboxError({ ...body, status: response.status, requestId, retryAfterSeconds });
   }
   return createSandboxError({
     code: codeForStatus(response.status),
     message: `${what} answered ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`,
     status: response.status,
     requestId,
+    retryAfterSeconds,
   });
+}
+
+/** `Retry-After` in its delay-seconds form (the only one the server sends); null otherwise. */
+function retryAfterOf(header: string | null): number | null {
+  return header !== null && /^\d+$/.test(header.trim()) ? Number(header.trim()) : null;
 }
 
 function parseErrorBody(

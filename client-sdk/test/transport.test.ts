@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthError,
+  CapacityError,
   ERROR_CLASS_BY_CODE,
   ERROR_CODES,
   type ErrorCode,
@@ -91,6 +92,22 @@ describe('error mapping', () => {
         requestId: `req-${code}`,
       });
     }
+  });
+
+  it("carries a 429's Retry-After as retryAfterSeconds (null without one)", async () => {
+    const limited = { error: { code: 'TENANT_LIMIT_EXCEEDED', message: 'slow down' } };
+    responders.push((_req, res) => json(res, 429, limited, { 'retry-after': '17' }));
+    const error = await client({ retries: 0 })
+      .types()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CapacityError);
+    expect(error).toMatchObject({ code: 'TENANT_LIMIT_EXCEEDED', status: 429, retryAfterSeconds: 17 });
+
+    responders.push((_req, res) => json(res, 429, limited));
+    const bare = await client({ retries: 0 })
+      .types()
+      .catch((e: unknown) => e);
+    expect(bare).toMatchObject({ code: 'TENANT_LIMIT_EXCEEDED', retryAfterSeconds: null });
   });
 
   it('sends the bearer token, and maps a 401 to AuthError', async () => {

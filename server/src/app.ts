@@ -27,6 +27,7 @@ import { createRegistry } from './sandbox-types/registry.js';
 import { createSnapshotStore } from './snapshots/create-snapshot-store.js';
 import type { SnapshotStore } from './snapshots/snapshot-store.js';
 import { createStateStore } from './state/create-state-store.js';
+import { loadTenantKeys } from './tenants/api-keys.js';
 
 /**
  * Long uploads are legitimate; Node's default (5 minutes to receive a whole request) would cut them.
@@ -96,6 +97,11 @@ async function claimUnshared(options: StartOptions, logger: Logger): Promise<Dep
 }
 
 async function assemble(config: Config, options: StartOptions, logger: Logger): Promise<RunningServer> {
+  // A bad keys file stops the start before anything is made.
+  const tenantKeys =
+    config.API_KEYS_FILE === undefined
+      ? undefined
+      : loadTenantKeys(config.API_KEYS_FILE, config.BEARER_TOKEN);
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
   const deployer = createDeployer(config, logger);
@@ -163,6 +169,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
       },
       upload: { maxBytes: config.MAX_UPLOAD_BYTES, idleTimeoutMs: config.BODY_IDLE_TIMEOUT_MS },
     },
+    tenantKeys,
   });
   let server: ServerType;
   try {
@@ -181,7 +188,8 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     {
       url,
       deploymentId: manager.deploymentId,
-      auth: config.BEARER_TOKEN !== undefined,
+      auth: config.BEARER_TOKEN !== undefined || tenantKeys !== undefined,
+      tenantKeys: tenantKeys?.size ?? 0,
       pools: await manager.pools(),
     },
     'listening',

@@ -89,11 +89,12 @@ describe('loadConfig', () => {
     expect(problem).toMatch(/^CONTAINER_DEPLOYMENT: .*"docker".*\(got "swarm"\)$/);
   });
 
-  it('refuses HOST=0.0.0.0 without BEARER_TOKEN', () => {
+  it('refuses HOST=0.0.0.0 without BEARER_TOKEN or API_KEYS_FILE', () => {
     expect(problemsOf({ HOST: '0.0.0.0' })).toEqual([
-      'BEARER_TOKEN: HOST=0.0.0.0 listens beyond loopback; set BEARER_TOKEN first',
+      'BEARER_TOKEN: HOST=0.0.0.0 listens beyond loopback; set BEARER_TOKEN (or API_KEYS_FILE) first',
     ]);
     expect(load({ HOST: '0.0.0.0', BEARER_TOKEN: 'a-long-secret' }).HOST).toBe('0.0.0.0');
+    expect(load({ HOST: '0.0.0.0', API_KEYS_FILE: '/etc/runtime-sandbox/keys.json' }).HOST).toBe('0.0.0.0');
   });
 
   it('lists every bad setting in one readable message, without echoing secrets', () => {

@@ -6,7 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../server/src/config/schema.js';
 import type { BlobStore } from '../../server/src/snapshots/blob-store.js';
-import type { SnapshotRecord, SnapshotStore } from '../../server/src/snapshots/snapshot-store.js';
+import {
+  type SnapshotRecord,
+  type SnapshotStore,
+  tenantKey,
+} from '../../server/src/snapshots/snapshot-store.js';
 import { barrier, digestOf, failingAfter, MiB, meetingAfterFirstChunk, randomish } from './payload.js';
 
 export interface OpenedBackend {
@@ -246,6 +250,22 @@ export function describeSnapshotStoreContract(name: string, openBackend: OpenBac
       expect(await codeOf(store.open(v2.id))).toBe('SNAPSHOT_NOT_FOUND');
       expect(await codeOf(store.get(v2.id))).toBe('SNAPSHOT_NOT_FOUND');
       expect(await store.latest('vanishing')).toEqual(v1);
+    });
+
+    it("keeps a tenant's records with their owner, and its keys only in its namespace", async () => {
+      const save = (key: string, tenantId: string | null) =>
+        store.save({ key, stream: small(1024).chunks(), sandboxId: 'sbx-1', type: 'base', tenantId });
+      const theirs = await save(tenantKey('acme', 'k'), 'acme');
+      const admins = await save('k', null);
+      expect(theirs).toMatchObject({ key: 'acme k', version: 1, tenantId: 'acme' });
+      expect(admins).toMatchObject({ key: 'k', version: 1, tenantId: null });
+      expect(await store.get(theirs.id)).toEqual(theirs);
+      expect((await store.latest('acme k'))?.id).toBe(theirs.id);
+      expect((await store.latest('k'))?.id).toBe(admins.id);
+      // A tenant's key outside its namespace, or another tenant's, is refused.
+      expect(await codeOf(save('k', 'acme'))).toBe('VALIDATION_ERROR');
+      expect(await codeOf(save(tenantKey('other', 'k'), 'acme'))).toBe('VALIDATION_ERROR');
+      expect((await store.list()).map((r) => r.id).sort()).toEqual([theirs.id, admins.id].sort());
     });
 
     it('refuses an invalid key with VALIDATION_ERROR before storing anything', async () => {

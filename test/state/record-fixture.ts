@@ -22,6 +22,7 @@ export function sandboxRecord(overrides: Partial<SandboxRecord> = {}): SandboxRe
     idleTimeoutSeconds: 300,
     expiresAt: null,
     creator: 'replica-1',
+    tenantId: null,
     ...overrides,
   };
 }

@@ -15,6 +15,7 @@ import {
   type RedisConnectionConfig,
 } from '../../server/src/state/redis-connection.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { eventually } from '../support/server-process.js';
 import { sandboxRecord } from './record-fixture.js';
 import { describeStateStoreContract } from './state-store-contract.js';
 
@@ -153,6 +154,35 @@ describe('RedisStateStore across connections', () => {
     expect(granted.filter(Boolean)).toHaveLength(10);
     expect(await a.instanceCount()).toBe(10);
     expect(await b.instanceCount()).toBe(10);
+  });
+
+  it('tenant slots and acquire windows are shared across connections, and leave no keys', async () => {
+    const keyPrefix = `test-${randomUUID()}`;
+    const [a, b] = [await open({ keyPrefix }), await open({ keyPrefix })];
+    const acme = { tenantId: 'acme', maxSandboxes: 3 };
+    for (let i = 0; i < 10; i++) {
+      const record = sandboxRecord({ status: 'warm' });
+      await a.put(record);
+      await a.pushWarm('base', record.id);
+    }
+    const claims = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).claimWarm('base', i, acme)),
+    );
+    const winners = claims.filter((claim) => claim !== null);
+    expect(winners).toHaveLength(3);
+    expect(winners.every((w) => w.tenantId === 'acme')).toBe(true);
+    expect(await b.warmCount('base')).toBe(7);
+
+    const windowMs = 300;
+    const counted = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).countInWindow('acquires:acme', 4, windowMs)),
+    );
+    expect(counted.filter((c) => c.allowed)).toHaveLength(4);
+
+    for (const record of await a.list()) await b.delete(record.id);
+    await eventually('the rate window key to expire', async () =>
+      (await keysUnder(admin, keyPrefix)).length === 0 ? true : undefined,
+    );
   });
 
   it('keeps two deployments on one Redis apart', async () => {

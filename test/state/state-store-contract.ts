@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SandboxRecord, StateStore } from '../../server/src/state/state-store.js';
+import { eventually } from '../support/server-process.js';
 import { sandboxRecord } from './record-fixture.js';
 
 const idsOf = (records: SandboxRecord[]): string[] => records.map((r) => r.id).sort();
@@ -243,6 +244,90 @@ export function describeStateStoreContract(
       it('max 0 means no limit', async () => {
         for (let i = 0; i < 25; i++) expect(await store.reserveInstance(`s-${i}`, 0)).toBe(true);
         expect(await store.instanceCount()).toBe(25);
+      });
+    });
+
+    describe('tenant slots', () => {
+      const acme = { tenantId: 'acme', maxSandboxes: 2 };
+
+      it('a tenant claims warm sandboxes up to its limit; each is its own in the same step', async () => {
+        const [first, second, third] = [await pooled(), await pooled(), await pooled()];
+        const claimed = await store.claimWarm('base', 21, acme);
+        expect(claimed).toEqual({
+          ...first,
+          status: 'claimed',
+          claimedAt: 21,
+          lastActiveAt: 21,
+          tenantId: 'acme',
+        });
+        expect((await store.claimWarm('base', 22, acme))?.id).toBe(second.id);
+        // Full: nothing is claimed, and the pool keeps its sandbox for others.
+        expect(await store.claimWarm('base', 23, acme)).toBeNull();
+        expect(await store.warmCount('base')).toBe(1);
+        expect(idsOf(await store.list({ tenantId: 'acme' }))).toEqual([first.id, second.id].sort());
+        expect((await store.claimWarm('base', 24, { tenantId: 'other', maxSandboxes: 1 }))?.id).toBe(
+          third.id,
+        );
+      });
+
+      it('assignTenant counts against the same limit; deleting a record frees its slot', async () => {
+        const [a, b, c] = [
+          await stored({ status: 'creating' }),
+          await stored({ status: 'creating' }),
+          await stored({ status: 'creating' }),
+        ];
+        expect(await store.assignTenant(a.id, acme)).toBe(true);
+        expect(await store.assignTenant(a.id, acme)).toBe(true);
+        expect(await store.assignTenant(b.id, acme)).toBe(true);
+        expect(await store.assignTenant(c.id, acme)).toBe(false);
+        expect((await store.get(c.id))?.tenantId).toBeNull();
+        expect((await store.get(a.id))?.tenantId).toBe('acme');
+        expect(await store.assignTenant('no-such-sandbox', acme)).toBe(false);
+
+        await store.delete(a.id);
+        expect(await store.assignTenant(c.id, acme)).toBe(true);
+        expect(idsOf(await store.list({ tenantId: 'acme' }))).toEqual([b.id, c.id].sort());
+        expect(await store.list({ tenantId: 'acme', status: 'warm' })).toEqual([]);
+      });
+
+      it('maxSandboxes 0 means no limit', async () => {
+        for (let i = 0; i < 5; i++) {
+          const record = await stored({ status: 'creating' });
+          expect(await store.assignTenant(record.id, { tenantId: 'acme', maxSandboxes: 0 })).toBe(true);
+        }
+      });
+
+      it('concurrent claims and creates of one tenant never pass its limit', async () => {
+        for (let i = 0; i < 6; i++) await pooled();
+        const creating = await Promise.all(Array.from({ length: 6 }, () => stored({ status: 'creating' })));
+        const outcomes = await Promise.all([
+          ...Array.from({ length: 6 }, (_, i) => store.claimWarm('base', 30 + i, acme)),
+          ...creating.map((record) => store.assignTenant(record.id, acme)),
+        ]);
+        const taken = outcomes.filter((outcome) => outcome !== null && outcome !== false);
+        expect(taken).toHaveLength(2);
+        expect(await store.list({ tenantId: 'acme' })).toHaveLength(2);
+      });
+    });
+
+    describe('rate windows', () => {
+      it('allows `limit` events per window, says when it closes, and starts over after', async () => {
+        const windowMs = 400;
+        const counts = [];
+        for (let i = 0; i < 4; i++) counts.push(await store.countInWindow('acquires:acme', 3, windowMs));
+        expect(counts.map((c) => c.allowed)).toEqual([true, true, true, false]);
+        for (const { resetInMs } of counts) {
+          expect(resetInMs).toBeGreaterThan(0);
+          expect(resetInMs).toBeLessThanOrEqual(windowMs);
+        }
+        // Windows are per name.
+        expect((await store.countInWindow('acquires:other', 3, windowMs)).allowed).toBe(true);
+        // Refused until the window closes; the first event of the next one is allowed again...
+        await eventually('the next window', async () =>
+          (await store.countInWindow('acquires:acme', 3, windowMs)).allowed ? true : undefined,
+        );
+        // ...and counted in it.
+        expect((await store.countInWindow('acquires:acme', 1, windowMs)).allowed).toBe(false);
       });
     });
 

@@ -10,13 +10,18 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { StateStore } from '../state/state-store.js';
+import type { TenantKeys } from '../tenants/api-keys.js';
+import type { Caller } from '../tenants/caller.js';
 import type { InFlightRequests } from './in-flight.js';
 import type { BodyLimits, JsonBodyLimits } from './request-input.js';
 
 export interface AppEnv {
   Bindings: HttpBindings;
-  /** `errorCode`: set by every error answer, for the access log and the error counter. */
-  Variables: { requestId: string; errorCode: ErrorCode | undefined };
+  /**
+   * `errorCode`: set by every error answer, for the access log and the error counter. `caller`:
+   * who the request acts for, set by bearerAuth (the admin on open paths and with auth off).
+   */
+  Variables: { requestId: string; errorCode: ErrorCode | undefined; caller: Caller };
 }
 
 export type AppContext = Context<AppEnv>;
@@ -35,4 +40,6 @@ export interface ApiDeps {
   inFlight: InFlightRequests;
   /** Bounds on request bodies: JSON ones (held whole) and raw uploads (streamed). */
   bodies: { json: JsonBodyLimits; upload: BodyLimits };
+  /** The tenants' keys (API_KEYS_FILE); undefined without tenants. */
+  tenantKeys: TenantKeys | undefined;
 }

@@ -3,10 +3,12 @@
  * sane, else made; echoed back; in every log line through the request context), the access log line
  * and HTTP metrics, in-flight counting for shutdown, the shutdown gate, and bearer auth.
  *
- * Auth: with BEARER_TOKEN set, everything but `/healthz` and `/readyz` needs it, `/metrics`
- * included (Prometheus sends bearer tokens). Probes stay open because they reveal nothing and
- * orchestrators probe without credentials. Without BEARER_TOKEN (the config allows that only on
- * loopback) auth is off, and then only loopback clients are served: a web page the user opens
+ * Auth: with BEARER_TOKEN or API_KEYS_FILE set, everything but `/healthz` and `/readyz` needs a
+ * key, `/metrics` included (Prometheus sends bearer tokens): BEARER_TOKEN makes the caller the
+ * admin, a tenant's key (tenants/api-keys.ts) that tenant; both compared in constant time. Probes
+ * stay open because they reveal nothing and orchestrators probe without credentials. With neither
+ * (the config allows that only on loopback) auth is off, every caller is the admin, and only
+ * loopback clients are served: a web page the user opens
  * could otherwise drive the API through DNS rebinding (a foreign `Host`) or a cross-site request
  * (a foreign `Origin`).
  */
@@ -15,6 +17,7 @@ import type { MiddlewareHandler } from 'hono';
 import { TokenGate } from '../../../sandbox-images/runtime/src/auth.js';
 import { isLoopback } from '../config/schema.js';
 import { requestContext } from '../observability/logger.js';
+import { ADMIN, type Caller } from '../tenants/caller.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { errorResponse } from './error-response.js';
 
@@ -63,16 +66,25 @@ export function shutdownGate(deps: ApiDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
+/** Sets the request's `caller`, on every path but the open ones, or answers 401. */
 export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
+  const { tenantKeys } = deps;
   const token = deps.config.BEARER_TOKEN;
-  if (token === undefined) return loopbackOnly;
+  if (token === undefined && tenantKeys === undefined) return loopbackOnly;
   // The same constant-time gate sandboxd uses, so neither the token nor its length leaks by timing.
-  const gate = token === undefined ? undefined : new TokenGate(token);
+  const admin = token === undefined ? undefined : new TokenGate(token);
+  const callerOf = (authorization: string | undefined): Caller | null => {
+    if (admin?.admits(authorization)) return ADMIN;
+    const key = bearerTokenOf(authorization);
+    const tenant = key === undefined ? null : (tenantKeys?.tenantOf(key) ?? null);
+    return tenant === null ? null : { kind: 'tenant', tenant };
+  };
   return async (c, next) => {
-    if (gate === undefined || OPEN_PATHS.has(c.req.path)) return next();
+    if (OPEN_PATHS.has(c.req.path)) return next();
     const authorization = c.req.header('authorization');
-    if (!gate.admits(authorization)) {
-      const wellFormed = /^Bearer\s+\S+\s*$/i.test(authorization ?? '');
+    const caller = callerOf(authorization);
+    if (caller === null) {
+      const wellFormed = bearerTokenOf(authorization) !== undefined;
       c.header('www-authenticate', 'Bearer');
       return errorResponse(
         c,
@@ -80,8 +92,14 @@ export function bearerAuth(deps: ApiDeps): MiddlewareHandler<AppEnv> {
         wellFormed ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <token>)',
       );
     }
+    c.set('caller', caller);
     await next();
   };
+}
+
+/** The token of an `Authorization: Bearer <token>` header, as TokenGate reads it; undefined when absent or malformed. */
+function bearerTokenOf(authorization: string | undefined): string | undefined {
+  return authorization === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
 }
 
 /** Auth off: a request whose Host or Origin names anything but loopback is refused. */
@@ -98,6 +116,7 @@ const loopbackOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (origin !== undefined && !isLoopback(hostnameOf(origin))) {
     return errorResponse(c, 'CROSS_ORIGIN_REFUSED', `auth is off, so requests from ${origin} are refused`);
   }
+  c.set('caller', ADMIN);
   await next();
 };
 

@@ -186,9 +186,13 @@ export const archiveExtractSchema = z.object({
 
 export const snapshotIdParamsSchema = z.object({ id: snapshotIdSchema });
 
-export const snapshotInfoSchema = snapshotRecordSchema.describe(
-  "A stored workspace snapshot (a gzipped tar); `version` counts along its key's line",
-);
+/** The record as its caller sees it: its own key, no owner (SnapshotService's view). */
+export const snapshotInfoSchema = snapshotRecordSchema
+  .omit({ tenantId: true })
+  .extend({
+    key: snapshotKeySchema.nullable().describe('The key whose line of versions it is on; null for a one-off'),
+  })
+  .describe("A stored workspace snapshot (a gzipped tar); `version` counts along its key's line");
 
 export const snapshotListSchema = z.object({ snapshots: z.array(snapshotInfoSchema) });
 

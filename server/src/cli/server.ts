@@ -1,5 +1,6 @@
 /**
  * runtime-sandbox-server [--config FILE.env] [--extension MODULE]... [--log-level LEVEL] [--help]
+ * runtime-sandbox-server hash-key
  *
  * Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 2 for a bad command line or config; 1 when
  * the server cannot start (Docker down, image missing, port or deployment id taken), a second
@@ -15,10 +16,13 @@ import { messageOf } from '../manager/errors.js';
 import { createLogger, logLevelOf } from '../observability/logger.js';
 import { ExtensionLoadError } from '../sandbox-types/extensions.js';
 import { SandboxTypeDefinitionError, SandboxTypeNotFoundError } from '../sandbox-types/registry.js';
+import { ApiKeysFileError, newApiKey } from '../tenants/api-keys.js';
 
 const USAGE = `Usage: runtime-sandbox-server [options]
+       runtime-sandbox-server hash-key
 
 Runs the sandbox server: warm pools of sandboxes behind an authenticated HTTP API.
+\`hash-key\` prints a new tenant API key and the hash that goes into API_KEYS_FILE, as JSON.
 
 Options:
   --config FILE.env     Settings file (dotenv); the environment wins over it. Default: ./.env if present
@@ -33,6 +37,10 @@ const NAME = 'runtime-sandbox-server';
 const FATAL_STOP_TIMEOUT_MS = 30_000;
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'hash-key' && process.argv.length === 3) {
+    process.stdout.write(`${JSON.stringify(newApiKey())}\n`);
+    return;
+  }
   let args: ReturnType<typeof parseCommandLine>;
   try {
     args = parseCommandLine();
@@ -96,6 +104,7 @@ async function main(): Promise<void> {
     const badSetup =
       err instanceof ExtensionLoadError ||
       err instanceof SandboxTypeDefinitionError ||
+      err instanceof ApiKeysFileError ||
       (err instanceof StartupError && err.cause instanceof SandboxTypeNotFoundError);
     if (badSetup || err instanceof StartupError) fail(badSetup ? 2 : 1, oneLine(messageOf(err)));
     throw err;

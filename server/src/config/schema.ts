@@ -114,7 +114,13 @@ export const configSchema = z
     WORKERS: z.coerce.number().int().min(1).max(64).default(1),
     DEBUG: bool.default(false),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+    /** The admin key: sees and touches every sandbox and snapshot. */
     BEARER_TOKEN: optionalString,
+    /**
+     * JSON file of tenants, each with SHA-256 hashes of its API keys and its limits
+     * (tenants/api-keys.ts). A tenant's key sees only that tenant's sandboxes and snapshots.
+     */
+    API_KEYS_FILE: optionalString,
     /**
      * Key the per-sandbox tokens are derived from (HMAC), so the state store holds only nonces.
      * Unset: derived from BEARER_TOKEN, else random per process (in-memory state only).
@@ -281,11 +287,11 @@ export const configSchema = z
         message: 'FILE_SYSTEM=oss needs OSS_BUCKET_NAME',
       });
     }
-    if (!isLoopback(c.HOST) && !c.BEARER_TOKEN) {
+    if (!isLoopback(c.HOST) && !c.BEARER_TOKEN && !c.API_KEYS_FILE) {
       ctx.addIssue({
         code: 'custom',
         path: ['BEARER_TOKEN'],
-        message: `HOST=${c.HOST} listens beyond loopback; set BEARER_TOKEN first`,
+        message: `HOST=${c.HOST} listens beyond loopback; set BEARER_TOKEN (or API_KEYS_FILE) first`,
       });
     }
   });

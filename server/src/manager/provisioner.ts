@@ -1,6 +1,7 @@
 /**
  * Creates and destroys sandboxes with their resources: an instance slot, a host port, a workspace
- * directory and the container. The record is stored first, naming its creator and its workspace
+ * directory and the container (and for a tenant's cold acquire the tenant's slot, which is the
+ * record's tenantId and goes with the record). The record is stored first, naming its creator and its workspace
  * directory, and every later step is recorded no later than it takes effect (the port allocator
  * writes the port into the record itself), so whoever destroys it (a failed create, a release, the
  * reaper, shutdown, another worker's reconciler after this process died) knows everything there
@@ -19,11 +20,12 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
-import type { SandboxRecord, StateStore } from '../state/state-store.js';
+import type { SandboxRecord, StateStore, TenantQuota } from '../state/state-store.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
 import { instanceLimitOf } from './instance-limit.js';
 import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient } from './sandboxd-client.js';
+import { tenantFull } from './tenant-limits.js';
 import { WorkspaceRoot } from './workspace-root.js';
 
 /** Tries with another host port when Docker finds one taken by something outside our allocator. */
@@ -46,6 +48,8 @@ export interface CreateOptions {
   pooled: boolean;
   /** Chosen by the caller when it must know the id before the record exists (the refiller does). */
   id?: string;
+  /** For a tenant's cold acquire: the sandbox is the tenant's from the start, within its limit. */
+  tenant?: TenantQuota;
   signal?: AbortSignal;
 }
 
@@ -98,10 +102,11 @@ export class Provisioner {
       idleTimeoutSeconds: type.timeouts.idleSeconds ?? config.HEARTBEAT_TIMEOUT,
       expiresAt: null,
       creator: this.deps.coordinator.replicaId,
+      tenantId: null,
     };
     this.creating.add(id);
     try {
-      await this.recordAndReserve(record);
+      record = await this.recordAndReserve(record, options.tenant);
       try {
         await this.makeMountDir(mountDir, type);
         const deployed = await this.deploy(record, type, options.pooled);
@@ -213,13 +218,20 @@ export class Provisioner {
   }
 
   /**
-   * Stores the record, then takes an instance slot for it: in this order a process dying between
-   * the two leaves a record (which the reconciler finishes), never a slot no record names.
+   * Stores the record, then makes it the tenant's (the tenant's slot lives in the record), then
+   * takes an instance slot for it: in this order a process dying between the steps leaves a record
+   * (which the reconciler finishes), never a slot no record names. A refusal deletes the record,
+   * and the tenant's slot with it.
    */
-  private async recordAndReserve(record: SandboxRecord): Promise<void> {
+  private async recordAndReserve(record: SandboxRecord, tenant?: TenantQuota): Promise<SandboxRecord> {
     const { store } = this.deps;
     await store.put(record);
-    if (await store.reserveInstance(record.id, this.maxInstances)) return;
+    if (tenant && !(await store.assignTenant(record.id, tenant))) {
+      await store.delete(record.id);
+      throw tenantFull(tenant);
+    }
+    const stored = tenant ? { ...record, tenantId: tenant.tenantId } : record;
+    if (await store.reserveInstance(record.id, this.maxInstances)) return stored;
     await store.delete(record.id);
     throw new ServiceError(
       'CAPACITY_EXCEEDED',

@@ -9,6 +9,12 @@
  *   2. bind it to the caller: POST /init on its sandboxd with a fresh token and the caller's env
  *      over the type's, then record the token's nonce, session, metadata and timeouts;
  *   3. if binding fails, destroy that sandbox and try another (a few times at most).
+ *
+ * Every call names its caller (tenants/caller.ts). A tenant's acquire first counts against its
+ * acquires per minute, and its claim or create takes one of its maxSandboxes slots in the same
+ * atomic step that makes the sandbox its own (the slot goes with the record). A tenant sees and
+ * calls only its own sandboxes: another's answers SANDBOX_NOT_FOUND exactly as a missing one does,
+ * so its id is not even confirmed. The admin sees everything.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Coordinator } from '../cluster/coordinator.js';
@@ -19,6 +25,7 @@ import type { ServerMetrics } from '../observability/metrics.js';
 import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { RecordFilter, SandboxRecord, SandboxStatus, StateStore } from '../state/state-store.js';
+import { type Caller, mayAccess } from '../tenants/caller.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
 import { PoolRefiller, type PoolStatus } from './pool-refiller.js';
 import { Provisioner } from './provisioner.js';
@@ -26,6 +33,7 @@ import { Reaper } from './reaper.js';
 import { mayDestroyUnclaimed, Reconciler } from './reconciler.js';
 import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient, SandboxdTarget, UpstreamRequest } from './sandboxd-client.js';
+import { ACQUIRE_WINDOW_MS, acquireRateExceeded, quotaOf } from './tenant-limits.js';
 
 export interface AcquireRequest {
   type?: string;
@@ -143,8 +151,8 @@ export class SandboxManager {
     return this.refiller.idle();
   }
 
-  /** The bound sandbox; its `fromPool` says whether it came warm from the pool. */
-  async acquire(request: AcquireRequest): Promise<SandboxRecord> {
+  /** The bound sandbox, the caller's; its `fromPool` says whether it came warm from the pool. */
+  async acquire(request: AcquireRequest, caller: Caller): Promise<SandboxRecord> {
     this.assertRunning();
     const { registry, store, metrics, logger } = this.deps;
     const registered = registry.require(request.type ?? this.defaultType);
@@ -157,13 +165,16 @@ export class SandboxManager {
       );
     }
     const type = withNetwork(registered, request);
+    await this.countAcquire(caller);
+    const tenant = quotaOf(caller);
     // Pooled sandboxes have the type's own policy; any other is made for this caller.
     const poolable = type === registered;
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
-      const claimed = poolable ? await store.claimWarm(type.name, Date.now()) : null;
+      // A full tenant claims nothing; its cold create below then refuses it.
+      const claimed = poolable ? await store.claimWarm(type.name, Date.now(), tenant) : null;
       if (claimed) this.deps.coordinator.requestRefill();
-      const record = claimed ?? (await this.provisioner.create(type, { pooled: false }));
+      const record = claimed ?? (await this.provisioner.create(type, { pooled: false, tenant }));
       const fromPool = claimed !== null;
       try {
         const bound = await this.bind(record, type, request);
@@ -172,7 +183,13 @@ export class SandboxManager {
           (performance.now() - started) / 1000,
         );
         logger.info(
-          { sandboxId: bound.id, type: type.name, fromPool, sessionId: bound.sessionId },
+          {
+            sandboxId: bound.id,
+            type: type.name,
+            fromPool,
+            sessionId: bound.sessionId,
+            tenantId: bound.tenantId,
+          },
           'sandbox acquired',
         );
         return bound;
@@ -187,25 +204,35 @@ export class SandboxManager {
     }
   }
 
-  /** A live sandbox of this deployment; SANDBOX_NOT_FOUND otherwise. Does not count as activity. */
-  async get(id: string): Promise<SandboxRecord> {
+  /**
+   * A live sandbox of this deployment the caller may see; SANDBOX_NOT_FOUND otherwise. Does not
+   * count as activity.
+   */
+  async get(id: string, caller: Caller): Promise<SandboxRecord> {
     const record = await this.deps.store.get(id);
-    if (!record || record.deploymentId !== this.deploymentId || record.status === 'releasing') {
+    if (
+      !record ||
+      record.deploymentId !== this.deploymentId ||
+      record.status === 'releasing' ||
+      !mayAccess(caller, record.tenantId)
+    ) {
       throw notFound(id);
     }
     return record;
   }
 
-  async list(filter: RecordFilter): Promise<SandboxRecord[]> {
-    const records = await this.deps.store.list(filter);
+  /** The caller's sandboxes (every one for the admin, the pool's included). */
+  async list(filter: Omit<RecordFilter, 'tenantId'>, caller: Caller): Promise<SandboxRecord[]> {
+    const own = caller.kind === 'tenant' ? { ...filter, tenantId: caller.tenant.id } : filter;
+    const records = await this.deps.store.list(own);
     return records
       .filter((r) => r.deploymentId === this.deploymentId && r.status !== 'releasing')
       .sort((a, b) => a.createdAt - b.createdAt);
   }
 
   /** Refreshes the idle timer, optionally with a new idle timeout. */
-  async keepalive(id: string, idleTimeoutSeconds?: number): Promise<SandboxRecord> {
-    await this.claimedRecord(id);
+  async keepalive(id: string, caller: Caller, idleTimeoutSeconds?: number): Promise<SandboxRecord> {
+    await this.claimedRecord(id, caller);
     const patch: Partial<SandboxRecord> = { lastActiveAt: Date.now() };
     if (idleTimeoutSeconds !== undefined) patch.idleTimeoutSeconds = idleTimeoutSeconds;
     const updated = await this.deps.store.update(id, patch);
@@ -213,8 +240,8 @@ export class SandboxManager {
     return updated;
   }
 
-  async release(id: string): Promise<void> {
-    const record = await this.get(id);
+  async release(id: string, caller: Caller): Promise<void> {
+    const record = await this.get(id, caller);
     await this.provisioner.destroy(record, 'released');
   }
 
@@ -222,9 +249,9 @@ export class SandboxManager {
    * Forwards a data-plane call to the sandbox's sandboxd and resolves with its answer, still
    * streaming. The sandbox counts as active from the call's start until its answer is closed.
    */
-  async call(id: string, upstream: UpstreamRequest): Promise<IncomingMessage> {
+  async call(id: string, caller: Caller, upstream: UpstreamRequest): Promise<IncomingMessage> {
     this.assertRunning();
-    const record = await this.claimedRecord(id);
+    const record = await this.claimedRecord(id, caller);
     const stopHeartbeat = this.heartbeat(record);
     try {
       const response = await this.deps.sandboxd.forward(this.targetOf(record), upstream);
@@ -246,9 +273,13 @@ export class SandboxManager {
 
   /**
    * Sets a type's pool target for every worker; the refiller grows or shrinks the pool. Warm
-   * sandboxes hold instance slots, so all pools together stay within the instance limit.
+   * sandboxes hold instance slots, so all pools together stay within the instance limit. The
+   * admin's alone: pools serve every tenant, and their sandboxes count against no tenant's limits.
    */
-  async resizePool(typeName: string, size: number): Promise<PoolStatus> {
+  async resizePool(typeName: string, size: number, caller: Caller): Promise<PoolStatus> {
+    if (caller.kind !== 'admin') {
+      throw new ServiceError('FORBIDDEN', 'resizing pools needs the admin token (BEARER_TOKEN)');
+    }
     const type = this.deps.registry.require(typeName);
     const otherTargets = await this.poolTargetsTotal({ except: type.name });
     const maxInstances = this.provisioner.maxInstances;
@@ -368,9 +399,18 @@ export class SandboxManager {
   }
 
   /** The record of a sandbox bound to a caller, its idle timer refreshed. */
-  private async claimedRecord(id: string): Promise<SandboxRecord> {
+  private async claimedRecord(id: string, caller: Caller): Promise<SandboxRecord> {
+    const { store } = this.deps;
     const now = Date.now();
-    const [record] = await Promise.all([this.get(id), this.deps.store.touch(id, now)]);
+    // The admin's touch goes with the read (one round trip less); a tenant's waits for the check,
+    // so that no tenant keeps another's sandbox alive.
+    const record =
+      caller.kind === 'admin'
+        ? (await Promise.all([this.get(id, caller), store.touch(id, now)]))[0]
+        : await this.get(id, caller).then(async (own) => {
+            await store.touch(id, now);
+            return own;
+          });
     if (record.status !== 'claimed') {
       throw new ServiceError('SANDBOX_NOT_READY', `sandbox ${id} is ${record.status}, not acquired`, {
         status: record.status,
@@ -424,6 +464,20 @@ export class SandboxManager {
     } catch (err) {
       logger.error({ err: messageOf(err) }, 'maintenance tick failed');
     }
+  }
+
+  /** A tenant's acquire counts against its acquiresPerMinute, shared by every worker and replica. */
+  private async countAcquire(caller: Caller): Promise<void> {
+    if (caller.kind === 'admin') return;
+    const { id, limits } = caller.tenant;
+    const max = limits.acquiresPerMinute;
+    if (max === undefined) return;
+    const { allowed, resetInMs } = await this.deps.store.countInWindow(
+      `acquires:${id}`,
+      max,
+      ACQUIRE_WINDOW_MS,
+    );
+    if (!allowed) throw acquireRateExceeded(id, max, resetInMs);
   }
 
   private targetOf(record: SandboxRecord): SandboxdTarget {

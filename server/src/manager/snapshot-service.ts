@@ -11,17 +11,34 @@
  *   then acquires and streams the snapshot into sandboxd's `PUT /archive` (staged there,
  *   all-or-nothing) before handing the sandbox out. A restore that fails destroys that sandbox and
  *   fails the acquire with RESTORE_FAILED or SNAPSHOT_NOT_FOUND; it never quietly starts empty,
- *   unless the caller allowed that for a key that has no snapshot yet.
+ *   unless the caller allowed that for a key that has no snapshot yet;
+ * - a tenant's snapshots are its own: its keys live in its namespace of the store (tenantKey), so
+ *   tenants A and B both have a key "k" without meeting, and another's snapshot id answers
+ *   SNAPSHOT_NOT_FOUND exactly as an unknown one; the bytes it keeps stay under its snapshotBytes,
+ *   checked before the sandbox is read and enforced on the bytes as they stream (concurrent
+ *   snapshots of one tenant may each pass the check, so the limit may be passed by at most what
+ *   they add together).
  */
-import { finished } from 'node:stream/promises';
+import { type Readable, Transform } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
-import type { SnapshotRecord, SnapshotStore } from '../snapshots/snapshot-store.js';
+import {
+  callerKeyOf,
+  type SnapshotRecord,
+  type SnapshotStore,
+  tenantKey,
+} from '../snapshots/snapshot-store.js';
 import type { SandboxRecord } from '../state/state-store.js';
+import { type Caller, mayAccess, tenantIdOf } from '../tenants/caller.js';
 import { describeCodedError, messageOf, ServiceError } from './errors.js';
 import type { AcquireRequest, SandboxManager } from './sandbox-manager.js';
 import { discard } from './sandboxd-client.js';
+import { snapshotBytesExceeded } from './tenant-limits.js';
+
+/** A snapshot as its caller sees it: its own key, and no owner (a caller sees only its own). */
+export type SnapshotView = Omit<SnapshotRecord, 'tenantId'>;
 
 export interface SnapshotOptions {
   /** Puts the snapshot on the key's line of versions; omitted: a one-off snapshot. */
@@ -59,6 +76,7 @@ const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
     'VALIDATION_ERROR',
     'SHUTTING_DOWN',
     'STATE_STORE_UNAVAILABLE',
+    'TENANT_LIMIT_EXCEEDED',
   ]),
   restore: new Set<ErrorCode>([
     'SNAPSHOT_NOT_FOUND',
@@ -71,36 +89,43 @@ const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
 export class SnapshotService {
   constructor(private readonly deps: SnapshotServiceDeps) {}
 
-  /** Snapshots the sandbox's whole workspace into the store. */
-  async snapshot(sandboxId: string, options: SnapshotOptions = {}): Promise<SnapshotRecord> {
+  /** Snapshots the sandbox's whole workspace into the store, as the caller's. */
+  async snapshot(sandboxId: string, caller: Caller, options: SnapshotOptions = {}): Promise<SnapshotView> {
     const { manager, store } = this.deps;
     const started = performance.now();
+    const tenantId = tenantIdOf(caller);
     try {
-      const sandbox = await manager.get(sandboxId);
-      const archive = await manager.call(sandboxId, {
+      const sandbox = await manager.get(sandboxId, caller);
+      const budget = await this.bytesLeft(caller);
+      const archive = await manager.call(sandboxId, caller, {
         method: 'GET',
         path: '/archive',
         query: workspaceArchive(),
       });
       const record = await store.save({
-        key: options.key,
+        key: options.key === undefined ? undefined : tenantKey(tenantId, options.key),
         expectedHead: options.expectedHead,
-        stream: archive,
+        stream: budget === undefined ? archive : withinBudget(archive, budget.bytes, budget.exceeded),
         sandboxId,
         type: sandbox.type,
+        tenantId,
       });
       this.observe('snapshot', started, record);
-      return record;
+      return view(record);
     } catch (err) {
       throw this.failed('snapshot', started, err, { sandboxId, key: options.key ?? null });
     }
   }
 
   /** Snapshots, then releases; when the snapshot fails the sandbox is left running. */
-  async snapshotAndRelease(sandboxId: string, options: SnapshotOptions = {}): Promise<SnapshotRecord> {
-    const record = await this.snapshot(sandboxId, options);
+  async snapshotAndRelease(
+    sandboxId: string,
+    caller: Caller,
+    options: SnapshotOptions = {},
+  ): Promise<SnapshotView> {
+    const record = await this.snapshot(sandboxId, caller, options);
     try {
-      await this.deps.manager.release(sandboxId);
+      await this.deps.manager.release(sandboxId, caller);
     } catch (err) {
       // Gone meanwhile (reaped, released by another call): released all the same.
       if (describeCodedError(err)?.code !== 'SANDBOX_NOT_FOUND') throw err;
@@ -109,24 +134,24 @@ export class SnapshotService {
   }
 
   /** Acquires a sandbox and, with `restore`, hydrates its workspace before handing it out. */
-  async acquire(request: AcquireRequest, restore?: RestoreRequest): Promise<SandboxRecord> {
+  async acquire(request: AcquireRequest, caller: Caller, restore?: RestoreRequest): Promise<SandboxRecord> {
     const { manager, logger } = this.deps;
-    if (restore === undefined) return manager.acquire(request);
+    if (restore === undefined) return manager.acquire(request, caller);
     let started = performance.now();
     let snapshot: SnapshotRecord | null;
     try {
-      snapshot = await this.snapshotToRestore(restore);
+      snapshot = await this.snapshotToRestore(restore, caller);
     } catch (err) {
       throw this.failed('restore', started, err, restore);
     }
-    const sandbox = await manager.acquire(request);
+    const sandbox = await manager.acquire(request, caller);
     if (snapshot === null) return sandbox;
     started = performance.now();
     try {
-      await this.restoreInto(sandbox, snapshot);
+      await this.restoreInto(sandbox, snapshot, caller);
     } catch (err) {
       await manager
-        .release(sandbox.id)
+        .release(sandbox.id, caller)
         .catch((releaseErr: unknown) =>
           logger.error(
             { sandboxId: sandbox.id, err: messageOf(releaseErr) },
@@ -139,28 +164,57 @@ export class SnapshotService {
     return sandbox;
   }
 
-  /** Newest first: by version within a key, by creation time otherwise. */
-  list(filter: { key?: string } = {}): Promise<SnapshotRecord[]> {
-    return this.deps.store.list(filter);
+  /** The caller's snapshots (every one for the admin), newest first: by version within a key, by creation time otherwise. */
+  async list(caller: Caller, filter: { key?: string } = {}): Promise<SnapshotView[]> {
+    const tenantId = tenantIdOf(caller);
+    const key = filter.key === undefined ? undefined : tenantKey(tenantId, filter.key);
+    const records = await this.deps.store.list(key === undefined ? {} : { key });
+    return records.filter((record) => mayAccess(caller, record.tenantId)).map(view);
   }
 
-  /** SNAPSHOT_NOT_FOUND for an unknown (or malformed) id. */
-  get(id: string): Promise<SnapshotRecord> {
-    return this.deps.store.get(id);
+  /** SNAPSHOT_NOT_FOUND for an unknown (or malformed) id, and for another tenant's. */
+  async get(id: string, caller: Caller): Promise<SnapshotView> {
+    return view(await this.owned(id, caller));
   }
 
   /** Deleting a key's head moves the head back to the key's previous version. */
-  async delete(id: string): Promise<SnapshotRecord> {
+  async delete(id: string, caller: Caller): Promise<SnapshotView> {
+    await this.owned(id, caller);
     const record = await this.deps.store.delete(id);
     this.deps.logger.info({ snapshotId: id, key: record.key }, 'snapshot deleted');
+    return view(record);
+  }
+
+  /** The caller's snapshot; another tenant's answers exactly as a missing one. */
+  private async owned(id: string, caller: Caller): Promise<SnapshotRecord> {
+    const record = await this.deps.store.get(id);
+    if (!mayAccess(caller, record.tenantId)) {
+      throw new ServiceError('SNAPSHOT_NOT_FOUND', `no snapshot with id "${id}"`, { id });
+    }
     return record;
   }
 
+  /**
+   * What a tenant with snapshotBytes may still store, and the error for passing it; undefined
+   * without such a limit. Refuses at once when nothing is left.
+   */
+  private async bytesLeft(caller: Caller): Promise<{ bytes: number; exceeded: () => Error } | undefined> {
+    if (caller.kind === 'admin') return undefined;
+    const { id, limits } = caller.tenant;
+    const max = limits.snapshotBytes;
+    if (max === undefined) return undefined;
+    const records = await this.deps.store.list();
+    const used = records.filter((r) => r.tenantId === id).reduce((sum, r) => sum + r.sizeBytes, 0);
+    const exceeded = () => snapshotBytesExceeded(id, max, used);
+    if (used >= max) throw exceeded();
+    return { bytes: max - used, exceeded };
+  }
+
   /** The snapshot a restore names; null for a key with none when the caller allowed an empty start. */
-  private async snapshotToRestore(restore: RestoreRequest): Promise<SnapshotRecord | null> {
+  private async snapshotToRestore(restore: RestoreRequest, caller: Caller): Promise<SnapshotRecord | null> {
     const { store } = this.deps;
-    if ('snapshotId' in restore) return store.get(restore.snapshotId);
-    const head = await store.latest(restore.key);
+    if ('snapshotId' in restore) return this.owned(restore.snapshotId, caller);
+    const head = await store.latest(tenantKey(tenantIdOf(caller), restore.key));
     if (head !== null || restore.allowEmpty === true) return head;
     throw new ServiceError(
       'SNAPSHOT_NOT_FOUND',
@@ -175,12 +229,12 @@ export class SnapshotService {
    * the stream, the upload breaks off, and sandboxd, which stages the whole archive before
    * touching the workspace, changes nothing.
    */
-  private async restoreInto(sandbox: SandboxRecord, snapshot: SnapshotRecord): Promise<void> {
+  private async restoreInto(sandbox: SandboxRecord, snapshot: SnapshotRecord, caller: Caller): Promise<void> {
     const { stream } = await this.deps.store.open(snapshot.id);
     const consumed = finished(stream);
     consumed.catch(() => undefined);
     try {
-      const answer = await this.deps.manager.call(sandbox.id, {
+      const answer = await this.deps.manager.call(sandbox.id, caller, {
         method: 'PUT',
         path: '/archive',
         query: workspaceArchive(),
@@ -231,6 +285,25 @@ export class SnapshotService {
     logger.warn({ ...context, code: error.code, err: error.message }, `${operation} failed`);
     return error;
   }
+}
+
+function view({ tenantId, ...record }: SnapshotRecord): SnapshotView {
+  return { ...record, key: record.key === null ? null : callerKeyOf(tenantId, record.key) };
+}
+
+/** The bytes of `source`, failing with `exceeded()` (and stopping the source) once past `budget`. */
+function withinBudget(source: Readable, budget: number, exceeded: () => Error): Readable {
+  let passed = 0;
+  const gate = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      passed += chunk.length;
+      if (passed > budget) done(exceeded());
+      else done(null, chunk);
+    },
+  });
+  // The error reaches the store through `gate`; pipeline only ties the two streams' ends together.
+  pipeline(source, gate).catch(() => undefined);
+  return gate;
 }
 
 function workspaceArchive(): URLSearchParams {

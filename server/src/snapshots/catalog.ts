@@ -25,7 +25,7 @@ import {
   type SnapshotRecord,
   type SnapshotStore,
   snapshotIdSchema,
-  snapshotKeySchema,
+  storedKeyProblem,
 } from './snapshot-store.js';
 
 /** Head moves a delete retries while concurrent deletes of the same key keep moving the head. */
@@ -63,7 +63,7 @@ export class SnapshotCatalog implements SnapshotStore {
     const key = input.key ?? null;
     let expectedHead: string | null;
     try {
-      expectedHead = await this.headToReplace(key, input.expectedHead);
+      expectedHead = await this.headToReplace(key, input.tenantId ?? null, input.expectedHead);
     } catch (err) {
       release(input.stream);
       throw err;
@@ -79,6 +79,7 @@ export class SnapshotCatalog implements SnapshotStore {
       sha256: digest.sha256,
       createdAt: new Date().toISOString(),
       backend: this.blobs.kind,
+      tenantId: input.tenantId ?? null,
     };
 
     if (key === null) {
@@ -110,16 +111,18 @@ export class SnapshotCatalog implements SnapshotStore {
     return record;
   }
 
-  /** Checks the key; the head a keyed save must find at commit time (null: none, or no key). */
+  /**
+   * Checks the key (a tenant's must be in its namespace); the head a keyed save must find at commit
+   * time (null: none, or no key).
+   */
   private async headToReplace(
     key: string | null,
+    tenantId: string | null,
     expectedHead: string | null | undefined,
   ): Promise<string | null> {
     if (key === null) return null;
-    const checked = snapshotKeySchema.safeParse(key);
-    if (!checked.success) {
-      throw new ServiceError('VALIDATION_ERROR', `invalid snapshot key: ${checked.error.issues[0]?.message}`);
-    }
+    const problem = storedKeyProblem(tenantId, key);
+    if (problem !== undefined) throw new ServiceError('VALIDATION_ERROR', `invalid snapshot key: ${problem}`);
     return expectedHead !== undefined ? expectedHead : await this.metadata.getHead(key);
   }
 

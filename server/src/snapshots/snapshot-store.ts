@@ -8,6 +8,7 @@
  */
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { tenantIdSchema } from '../tenants/api-keys.js';
 
 /** Snapshot ids are UUIDs minted by the store; anything else names no snapshot. */
 export const snapshotIdSchema = z.uuid();
@@ -19,10 +20,45 @@ export const snapshotKeySchema = z
   .max(256)
   .regex(/^[\x21-\x7e]+$/, 'a snapshot key is 1-256 printable ASCII characters, no spaces');
 
+/**
+ * A key as the store keeps it: a caller's key as given for the admin, `<tenantId> <key>` for a
+ * tenant's (tenantKey). No caller key holds a space, so no key of one tenant, or of the admin, can
+ * name another tenant's line of versions.
+ */
+export const storedSnapshotKeySchema = z.string().refine(
+  (stored) => {
+    const space = stored.indexOf(' ');
+    if (space < 0) return snapshotKeySchema.safeParse(stored).success;
+    return (
+      tenantIdSchema.safeParse(stored.slice(0, space)).success &&
+      snapshotKeySchema.safeParse(stored.slice(space + 1)).success
+    );
+  },
+  { message: 'a stored snapshot key is a snapshot key, or a tenant id, a space and a snapshot key' },
+);
+
+/** The stored key of a caller's key: the admin's (tenant null) as given, a tenant's in its namespace. */
+export function tenantKey(tenantId: string | null, key: string): string {
+  return tenantId === null ? key : `${tenantId} ${key}`;
+}
+
+/** Why `stored` is not tenantKey(tenantId, key) of a valid caller key; undefined when it is. */
+export function storedKeyProblem(tenantId: string | null, stored: string): string | undefined {
+  if (tenantId !== null && !stored.startsWith(`${tenantId} `)) {
+    return `not in the namespace of tenant "${tenantId}"`;
+  }
+  return snapshotKeySchema.safeParse(callerKeyOf(tenantId, stored)).error?.issues[0]?.message;
+}
+
+/** The caller's key of a stored one (tenantKey undone). */
+export function callerKeyOf(tenantId: string | null, stored: string): string {
+  return tenantId === null ? stored : stored.slice(tenantId.length + 1);
+}
+
 export const snapshotRecordSchema = z.object({
   id: snapshotIdSchema,
-  /** Null for a one-off snapshot outside any key's line of versions. */
-  key: snapshotKeySchema.nullable(),
+  /** Null for a one-off snapshot outside any key's line of versions; a stored key otherwise. */
+  key: storedSnapshotKeySchema.nullable(),
   /** 1, 2, ... along a key's line (the head's version + 1); null without a key. */
   version: z.number().int().positive().nullable(),
   sandboxId: z.string(),
@@ -31,6 +67,8 @@ export const snapshotRecordSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   createdAt: z.iso.datetime(),
   backend: z.enum(['local', 'oss', 'redis']),
+  /** The tenant that owns it; null for the admin's (records from before tenants have none). */
+  tenantId: tenantIdSchema.nullable().default(null),
 });
 
 export type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
@@ -47,6 +85,8 @@ export interface SaveSnapshotInput {
   stream: AsyncIterable<Uint8Array>;
   sandboxId: string;
   type: string;
+  /** The owner; null (the default) for the admin. */
+  tenantId?: string | null;
 }
 
 export interface OpenedSnapshot {

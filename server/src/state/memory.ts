@@ -3,7 +3,7 @@
  * none awaits between reading and writing. Records are copied in and out, so callers see the same
  * value semantics as with the Redis store and cannot change stored state by mutating a result.
  */
-import type { RecordFilter, SandboxRecord, StateStore } from './state-store.js';
+import type { RecordFilter, SandboxRecord, StateStore, TenantQuota, WindowCount } from './state-store.js';
 
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
@@ -18,6 +18,7 @@ export class MemoryStateStore implements StateStore {
   /** Where the next port search starts, so a freed port is not handed out again at once. */
   private nextPort: number | null = null;
   private readonly leases = new Map<string, { holder: string; expiresAt: number }>();
+  private readonly windows = new Map<string, { count: number; closesAt: number }>();
 
   async put(record: SandboxRecord): Promise<void> {
     this.records.set(record.id, structuredClone(record));
@@ -46,6 +47,7 @@ export class MemoryStateStore implements StateStore {
       if (filter.sessionId !== undefined && record.sessionId !== filter.sessionId) continue;
       if (filter.type !== undefined && record.type !== filter.type) continue;
       if (filter.status !== undefined && record.status !== filter.status) continue;
+      if (filter.tenantId !== undefined && record.tenantId !== filter.tenantId) continue;
       matches.push(structuredClone(record));
     }
     return matches;
@@ -58,12 +60,19 @@ export class MemoryStateStore implements StateStore {
     if (!pool.includes(id)) pool.push(id);
   }
 
-  async claimWarm(type: string, now: number): Promise<SandboxRecord | null> {
+  async claimWarm(type: string, now: number, tenant?: TenantQuota): Promise<SandboxRecord | null> {
+    if (tenant && this.isFull(tenant)) return null;
     const pool = this.poolOf(type);
     for (let id = pool.shift(); id !== undefined; id = pool.shift()) {
       const record = this.records.get(id);
       if (record?.status !== 'warm') continue;
-      const claimed: SandboxRecord = { ...record, status: 'claimed', claimedAt: now, lastActiveAt: now };
+      const claimed: SandboxRecord = {
+        ...record,
+        status: 'claimed',
+        claimedAt: now,
+        lastActiveAt: now,
+        tenantId: tenant?.tenantId ?? record.tenantId,
+      };
       this.records.set(id, claimed);
       return structuredClone(claimed);
     }
@@ -86,6 +95,28 @@ export class MemoryStateStore implements StateStore {
 
   async setPoolTarget(type: string, size: number): Promise<void> {
     this.poolTargets.set(type, size);
+  }
+
+  async assignTenant(id: string, tenant: TenantQuota): Promise<boolean> {
+    const record = this.records.get(id);
+    if (!record) return false;
+    if (record.tenantId === tenant.tenantId) return true;
+    if (this.isFull(tenant)) return false;
+    this.records.set(id, { ...record, tenantId: tenant.tenantId });
+    return true;
+  }
+
+  async countInWindow(name: string, limit: number, windowMs: number): Promise<WindowCount> {
+    const now = Date.now();
+    let window = this.windows.get(name);
+    if (!window || window.closesAt <= now) {
+      // Closed windows go, so the map holds only windows still open.
+      for (const [other, { closesAt }] of this.windows) if (closesAt <= now) this.windows.delete(other);
+      window = { count: 0, closesAt: now + windowMs };
+      this.windows.set(name, window);
+    }
+    window.count++;
+    return { allowed: window.count <= limit, resetInMs: window.closesAt - now };
   }
 
   async reserveInstance(id: string, max: number): Promise<boolean> {
@@ -143,6 +174,13 @@ export class MemoryStateStore implements StateStore {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
+
+  private isFull({ tenantId, maxSandboxes }: TenantQuota): boolean {
+    if (maxSandboxes <= 0) return false;
+    let held = 0;
+    for (const record of this.records.values()) if (record.tenantId === tenantId) held++;
+    return held >= maxSandboxes;
+  }
 
   private poolOf(type: string): string[] {
     let pool = this.pools.get(type);

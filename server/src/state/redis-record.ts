@@ -26,6 +26,8 @@ const sandboxRecordSchema = z.object({
   idleTimeoutSeconds: z.number(),
   expiresAt: z.number().nullable(),
   creator: z.string().nullable(),
+  // Records written before tenants existed have no owner.
+  tenantId: z.string().nullable().default(null),
 }) satisfies z.ZodType<SandboxRecord>;
 
 /** `field, json, field, json...` for HSET; undefined properties are left out. */

@@ -34,14 +34,14 @@ export class LuaScript {
 
 /**
  * Shared by the record scripts. `indexed(key)` reads the fields the indexes are keyed by;
- * `reindex(id, before, after)` moves the id between index sets (status:, session:, type:, all) and
+ * `reindex(id, before, after)` moves the id between index sets (status:, session:, type:, tenant:, all) and
  * drops it from its pool once it stops being a warm sandbox of that type. `before`/`after` are nil
  * for a record that does not exist before / after the change. Only warm records enter a pool
  * (PUSH_WARM) and leaving 'warm' takes them out, so a pool's length is its warm count.
  */
 const RECORD_PRELUDE = `
 local P = ARGV[1]
-local INDEXES = { 'status', 'session', 'type' }
+local INDEXES = { 'status', 'session', 'type', 'tenant' }
 
 local function text(encoded)
   if not encoded then return nil end
@@ -52,8 +52,13 @@ end
 
 local function indexed(key)
   if redis.call('EXISTS', key) == 0 then return nil end
-  local v = redis.call('HMGET', key, 'status', 'sessionId', 'type')
-  return { status = text(v[1]), session = text(v[2]), type = text(v[3]) }
+  local v = redis.call('HMGET', key, 'status', 'sessionId', 'type', 'tenantId')
+  return { status = text(v[1]), session = text(v[2]), type = text(v[3]), tenant = text(v[4]) }
+end
+
+-- The tenant's records are its index set, so a tenant slot is taken and freed with the record.
+local function tenantFull(tenant, max)
+  return max > 0 and redis.call('SCARD', P .. 'tenant:' .. tenant) >= max
 end
 
 local function reindex(id, before, after)
@@ -148,11 +153,13 @@ return 1
 `);
 
 /**
- * ARGV: prefix, type, now (epoch ms). Pops pooled ids until one names a warm record of that type,
- * marks it claimed and returns its HGETALL; ids of records gone or no longer warm are dropped.
+ * ARGV: prefix, type, now (epoch ms)[, tenant, max]. Pops pooled ids until one names a warm record
+ * of that type, marks it claimed (and the tenant's) and returns its HGETALL; ids of records gone or
+ * no longer warm are dropped. With a tenant already holding `max` records, claims nothing.
  */
 export const CLAIM_WARM = recordScript(`
-local t, now = ARGV[2], ARGV[3]
+local t, now, tenant = ARGV[2], ARGV[3], ARGV[4]
+if tenant and tenantFull(tenant, tonumber(ARGV[5])) then return nil end
 local pool = P .. 'pool:' .. t
 while true do
   local id = redis.call('LPOP', pool)
@@ -161,10 +168,44 @@ while true do
   local before = indexed(key)
   if before and before.status == 'warm' and before.type == t then
     redis.call('HSET', key, 'status', '"claimed"', 'claimedAt', now, 'lastActiveAt', now)
+    if tenant then redis.call('HSET', key, 'tenantId', cjson.encode(tenant)) end
     reindex(id, before, indexed(key))
     return redis.call('HGETALL', key)
   end
 end
+`);
+
+/**
+ * ARGV: prefix, id, tenant, max. Makes the record the tenant's unless the tenant holds `max` records
+ * already; 1 if the record is the tenant's afterwards, 0 if the tenant is full or the record is gone.
+ */
+export const ASSIGN_TENANT = recordScript(`
+local id, tenant = ARGV[2], ARGV[3]
+local key = P .. 'sbx:' .. id
+local before = indexed(key)
+if not before then return 0 end
+if before.tenant == tenant then return 1 end
+if tenantFull(tenant, tonumber(ARGV[4])) then return 0 end
+redis.call('HSET', key, 'tenantId', cjson.encode(tenant))
+reindex(id, before, indexed(key))
+return 1
+`);
+
+/**
+ * KEYS: counter. ARGV: limit, window ms. Counts one event; the first opens the window (the key's
+ * expiry). Returns { 1 if within the limit else 0, ms until the window closes }.
+ */
+export const COUNT_IN_WINDOW = new LuaScript(`
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local left = redis.call('PTTL', KEYS[1])
+-- A counter without an expiry (written by hand, or an expiry lost) would block forever: give it one.
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+if count <= tonumber(ARGV[1]) then return { 1, left } end
+return { 0, left }
 `);
 
 /** KEYS: record. ARGV: now (epoch ms). */

@@ -9,13 +9,15 @@
  *   status:<status>      set of ids  } indexes kept by the record scripts; list() reads them and
  *   session:<sessionId>  set of ids  } never scans the keyspace
  *   type:<type>          set of ids  }
+ *   tenant:<tenantId>    set of ids  } (also the tenant's slots: its limit counts this set)
  *   pool:<type>          list of warm ids, oldest first
  *   pool-targets         hash type -> pool size set at run time
  *   instances            set of ids holding an instance slot
  *   lease:<name>         string holding the lease holder, with a PX expiry
+ *   rate:<name>          counter of a fixed window (e.g. a tenant's acquires), with a PX expiry
  * Empty sets and lists vanish in Redis, and delete() removes a record with its index and pool
  * entries, so a deployment whose sandboxes are all released leaves no keys behind but its pool
- * targets (one small hash) and unexpired leases.
+ * targets (one small hash), unexpired leases and unexpired rate windows.
  *
  * Host ports are the exception: they belong to the Docker host, not to a deployment, so the port
  * map (`<portsKey>`, a sorted set of `<port>:<owner>` scored by port, and `<portsKey>:cursor`)
@@ -28,7 +30,9 @@ import { decodeRecord, encodeFields } from './redis-record.js';
 import {
   ACQUIRE_LEASE,
   ALLOCATE_PORT,
+  ASSIGN_TENANT,
   CLAIM_WARM,
+  COUNT_IN_WINDOW,
   DELETE,
   LIST,
   PUSH_WARM,
@@ -39,7 +43,7 @@ import {
   TOUCH,
   UPDATE,
 } from './redis-scripts.js';
-import type { RecordFilter, SandboxRecord, StateStore } from './state-store.js';
+import type { RecordFilter, SandboxRecord, StateStore, TenantQuota, WindowCount } from './state-store.js';
 
 export interface RedisStateStoreOptions {
   /** The store owns this client: close() quits it. See redis-connection.ts for the settings it needs. */
@@ -94,6 +98,7 @@ export class RedisStateStore implements StateStore {
     if (filter.sessionId !== undefined) indexes.push(`session:${filter.sessionId}`);
     if (filter.type !== undefined) indexes.push(`type:${filter.type}`);
     if (filter.status !== undefined) indexes.push(`status:${filter.status}`);
+    if (filter.tenantId !== undefined) indexes.push(`tenant:${filter.tenantId}`);
     const raw = await this.call('list', () =>
       LIST.run(this.redis, [], [this.prefix, indexes.length, ...indexes]),
     );
@@ -106,9 +111,10 @@ export class RedisStateStore implements StateStore {
     });
   }
 
-  async claimWarm(type: string, now: number): Promise<SandboxRecord | null> {
+  async claimWarm(type: string, now: number, tenant?: TenantQuota): Promise<SandboxRecord | null> {
+    const forTenant = tenant ? [tenant.tenantId, tenant.maxSandboxes] : [];
     const raw = await this.call('claimWarm', () =>
-      CLAIM_WARM.run(this.redis, [], [this.prefix, type, JSON.stringify(now)]),
+      CLAIM_WARM.run(this.redis, [], [this.prefix, type, JSON.stringify(now), ...forTenant]),
     );
     return Array.isArray(raw) ? decodeRecord(raw) : null;
   }
@@ -133,6 +139,21 @@ export class RedisStateStore implements StateStore {
   setPoolTarget(type: string, size: number): Promise<void> {
     return this.call('setPoolTarget', async () => {
       await this.redis.hset(this.poolTargetsKey(), type, size);
+    });
+  }
+
+  assignTenant(id: string, tenant: TenantQuota): Promise<boolean> {
+    return this.call('assignTenant', async () => {
+      const args = [this.prefix, id, tenant.tenantId, tenant.maxSandboxes];
+      return (await ASSIGN_TENANT.run(this.redis, [], args)) === 1;
+    });
+  }
+
+  countInWindow(name: string, limit: number, windowMs: number): Promise<WindowCount> {
+    return this.call('countInWindow', async () => {
+      const raw = await COUNT_IN_WINDOW.run(this.redis, [`${this.prefix}rate:${name}`], [limit, windowMs]);
+      const [allowed, resetInMs] = Array.isArray(raw) ? raw.map(Number) : [];
+      return { allowed: allowed === 1, resetInMs: resetInMs ?? windowMs };
     });
   }
 

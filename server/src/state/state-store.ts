@@ -38,12 +38,33 @@ export interface SandboxRecord {
    * is no longer a live replica was abandoned by a process that died mid-create.
    */
   creator: string | null;
+  /**
+   * The tenant the sandbox belongs to, set in the same atomic step that counts it against the
+   * tenant's limit (claimWarm, assignTenant); null for the admin's sandboxes and for pool sandboxes
+   * nobody has claimed yet. The tenant's slot goes with the record.
+   */
+  tenantId: string | null;
 }
 
 export interface RecordFilter {
   sessionId?: string;
   type?: string;
   status?: SandboxStatus;
+  tenantId?: string;
+}
+
+/** A tenant taking a sandbox: who, and how many records it may hold at once (0: no limit). */
+export interface TenantQuota {
+  tenantId: string;
+  maxSandboxes: number;
+}
+
+/** One event counted in a fixed window (countInWindow). */
+export interface WindowCount {
+  /** Whether the event is within the window's limit. */
+  allowed: boolean;
+  /** Milliseconds until the window closes and counting starts over. */
+  resetInMs: number;
 }
 
 export interface StateStore {
@@ -62,8 +83,12 @@ export interface StateStore {
    * the record is gone, not warm or of another type (so a late push cannot pool a dead sandbox).
    */
   pushWarm(type: string, id: string): Promise<void>;
-  /** Atomically takes one warm sandbox of the type and marks it 'claimed'; exactly one caller wins. */
-  claimWarm(type: string, now: number): Promise<SandboxRecord | null>;
+  /**
+   * Atomically takes one warm sandbox of the type and marks it 'claimed'; exactly one caller wins.
+   * With a tenant, only while the tenant holds fewer than its maxSandboxes records, and the claimed
+   * record is the tenant's in the same step. Null when the pool is empty or the tenant is full.
+   */
+  claimWarm(type: string, now: number, tenant?: TenantQuota): Promise<SandboxRecord | null>;
   /** Drops an id from the pool without claiming it (e.g. a pool sandbox that died). */
   removeWarm(type: string, id: string): Promise<void>;
   warmCount(type: string): Promise<number>;
@@ -71,6 +96,19 @@ export interface StateStore {
   /** A pool size set at run time (PUT /v1/pools/:type), shared by every worker; null if never set. */
   getPoolTarget(type: string): Promise<number | null>;
   setPoolTarget(type: string, size: number): Promise<void>;
+
+  /**
+   * Makes the record the tenant's if the tenant holds fewer than its maxSandboxes records (a record
+   * already the tenant's counts as held); false when the tenant is full or the record is gone.
+   * Deleting the record frees the slot.
+   */
+  assignTenant(id: string, tenant: TenantQuota): Promise<boolean>;
+
+  /**
+   * Counts one event against `name`'s fixed window of `windowMs`, which opens with its first event;
+   * shared by every worker and replica on the store, and gone by itself once the window closes.
+   */
+  countInWindow(name: string, limit: number, windowMs: number): Promise<WindowCount>;
 
   /** Takes an instance slot if fewer than `max` are taken (max 0: unlimited). */
   reserveInstance(id: string, max: number): Promise<boolean>;

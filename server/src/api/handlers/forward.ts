@@ -12,7 +12,7 @@ export async function forward(
   request: Omit<UpstreamRequest, 'signal'>,
 ): Promise<IncomingMessage> {
   try {
-    return await manager.call(id, { ...request, signal: c.req.raw.signal });
+    return await manager.call(id, c.get('caller'), { ...request, signal: c.req.raw.signal });
   } catch (err) {
     if (request.body !== undefined && !Buffer.isBuffer(request.body)) request.body.destroy();
     throw err;

@@ -10,7 +10,7 @@ export function poolHandlers({ manager, bodies }: ApiDeps): Pick<Handlers, 'list
     resizePool: async (c) => {
       const { type } = readParams(c, poolTypeParamsSchema);
       const { size } = await readJsonBody(c, poolResizeRequestSchema, bodies.json);
-      return c.json(await manager.resizePool(type, size));
+      return c.json(await manager.resizePool(type, size, c.get('caller')));
     },
   };
 }

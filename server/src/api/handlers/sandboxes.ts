@@ -38,28 +38,29 @@ export function sandboxHandlers({ manager, snapshots, bodies }: ApiDeps): Sandbo
   return {
     acquireSandbox: async (c) => {
       const { restore, ...request } = await readJsonBody(c, acquireRequestSchema, bodies.json);
-      return c.json(toSandboxInfo(await snapshots.acquire(request, restore)), 201);
+      return c.json(toSandboxInfo(await snapshots.acquire(request, c.get('caller'), restore)), 201);
     },
     listSandboxes: async (c) => {
-      const records = await manager.list(readQuery(c, sandboxListQuerySchema));
+      const records = await manager.list(readQuery(c, sandboxListQuerySchema), c.get('caller'));
       return c.json({ sandboxes: records.map(toSandboxInfo) });
     },
-    getSandbox: async (c) => c.json(toSandboxInfo(await manager.get(sandboxIdOf(c)))),
+    getSandbox: async (c) => c.json(toSandboxInfo(await manager.get(sandboxIdOf(c), c.get('caller')))),
     releaseSandbox: async (c) => {
       const id = sandboxIdOf(c);
       const { snapshot, key, expectedHead } = readQuery(c, releaseQuerySchema);
       if (snapshot === 'true') {
         // An empty expectedHead stands for null in a query string: the key must have no snapshot yet.
         const head = expectedHead === '' ? null : expectedHead;
-        return c.json(await snapshots.snapshotAndRelease(id, { key, expectedHead: head }), 200);
+        const options = { key, expectedHead: head };
+        return c.json(await snapshots.snapshotAndRelease(id, c.get('caller'), options), 200);
       }
-      await manager.release(id);
+      await manager.release(id, c.get('caller'));
       return c.body(null, 204);
     },
     keepaliveSandbox: async (c) => {
       const id = sandboxIdOf(c);
       const { idleTimeoutSeconds } = await readJsonBody(c, keepaliveRequestSchema, bodies.json);
-      return c.json(toSandboxInfo(await manager.keepalive(id, idleTimeoutSeconds)));
+      return c.json(toSandboxInfo(await manager.keepalive(id, c.get('caller'), idleTimeoutSeconds)));
     },
   };
 }

@@ -11,14 +11,14 @@ export function snapshotHandlers({ snapshots, bodies }: ApiDeps): SnapshotHandle
     createSnapshot: async (c) => {
       const id = sandboxIdOf(c);
       const request = await readJsonBody(c, snapshotRequestSchema, bodies.json);
-      return c.json(await snapshots.snapshot(id, request), 201);
+      return c.json(await snapshots.snapshot(id, c.get('caller'), request), 201);
     },
     listSnapshots: async (c) =>
-      c.json({ snapshots: await snapshots.list(readQuery(c, snapshotListQuerySchema)) }),
+      c.json({ snapshots: await snapshots.list(c.get('caller'), readQuery(c, snapshotListQuerySchema)) }),
     // A malformed id names no snapshot: the store answers SNAPSHOT_NOT_FOUND, as for an unknown one.
-    getSnapshot: async (c) => c.json(await snapshots.get(c.req.param('id') ?? '')),
+    getSnapshot: async (c) => c.json(await snapshots.get(c.req.param('id') ?? '', c.get('caller'))),
     deleteSnapshot: async (c) => {
-      await snapshots.delete(c.req.param('id') ?? '');
+      await snapshots.delete(c.req.param('id') ?? '', c.get('caller'));
       return c.body(null, 204);
     },
   };
