@@ -21,7 +21,13 @@ export interface AppEnv {
    * `errorCode`: set by every error answer, for the access log and the error counter. `caller`:
    * who the request acts for, set by bearerAuth (the admin on open paths and with auth off).
    */
-  Variables: { requestId: string; errorCode: ErrorCode | undefined; caller: Caller };
+  Variables: {
+    requestId: string;
+    errorCode: ErrorCode | undefined;
+    caller: Caller;
+    /** Run once the handler has answered: gives back what it held for the request (JSON body bytes). */
+    afterHandler: Array<() => void>;
+  };
 }
 
 export type AppContext = Context<AppEnv>;

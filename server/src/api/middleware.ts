@@ -33,11 +33,17 @@ export function requestScope(deps: ApiDeps): MiddlewareHandler<AppEnv> {
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
     c.set('errorCode', undefined);
+    const afterHandler: Array<() => void> = [];
+    c.set('afterHandler', afterHandler);
     const done = deps.inFlight.begin();
     // Ends when the answer's last byte is written or the connection drops, streams included.
     c.env.outgoing.once('close', done);
     await requestContext.run({ requestId }, async () => {
-      await next();
+      try {
+        await next();
+      } finally {
+        for (const release of afterHandler.splice(0)) release();
+      }
       c.res.headers.set('x-request-id', requestId);
       const status = c.res.status;
       const route = c.req.routePath;

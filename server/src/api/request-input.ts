@@ -46,20 +46,16 @@ export async function readJsonBody<S extends z.ZodType>(
     throw new ServiceError('UNSUPPORTED_MEDIA_TYPE', `expected application/json, got ${contentType}`);
   }
   const chunks: Buffer[] = [];
-  const releases: Array<() => void> = [];
-  let text: string;
-  try {
-    for await (const chunk of uploadBody(c, limits)) {
-      const release = limits.budget.take((chunk as Buffer).length);
-      if (release === undefined) throw serverBusy(limits.budget);
-      releases.push(release);
-      chunks.push(chunk as Buffer);
-    }
-    text = Buffer.concat(chunks).toString('utf8');
-  } finally {
-    // The text is parsed right below; the chunks are the part that lingered across reads.
-    for (const release of releases) release();
+  // Held until the handler has answered: the body's text, its parsed value and what is forwarded
+  // of it live that long, not just the read.
+  const afterHandler = c.get('afterHandler');
+  for await (const chunk of uploadBody(c, limits)) {
+    const release = limits.budget.take((chunk as Buffer).length);
+    if (release === undefined) throw serverBusy(limits.budget);
+    afterHandler.push(release);
+    chunks.push(chunk as Buffer);
   }
+  const text = Buffer.concat(chunks).toString('utf8');
   // A body must say it is JSON: browsers send untyped bodies across sites without asking first.
   if (text.trim() !== '' && (contentType === undefined || contentType === '')) {
     throw new ServiceError('UNSUPPORTED_MEDIA_TYPE', 'a JSON body needs Content-Type: application/json');

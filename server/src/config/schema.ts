@@ -191,21 +191,25 @@ export const configSchema = z
       .int()
       .positive()
       .default(4 * 1024 * 1024 * 1024),
-    /** JSON request bodies, bytes. */
+    /**
+     * JSON request bodies, bytes. Small: a JSON body is held whole, several times over while it is
+     * parsed and forwarded; bulk data goes through the streamed file and archive uploads.
+     */
     MAX_JSON_BYTES: z.coerce
       .number()
       .int()
       .positive()
-      .default(16 * 1024 * 1024),
+      .default(2 * 1024 * 1024),
     /**
-     * JSON bodies a worker holds in memory at once, bytes; a request that would pass it is answered
-     * SERVER_BUSY (503, Retry-After) instead of growing the heap. At least MAX_JSON_BYTES.
+     * JSON body bytes a worker holds at once, each until its handler has answered; a request that
+     * would pass it is answered SERVER_BUSY (503, Retry-After) instead of growing the heap. At
+     * least MAX_JSON_BYTES.
      */
     JSON_BYTES_IN_FLIGHT: z.coerce
       .number()
       .int()
       .positive()
-      .default(64 * 1024 * 1024),
+      .default(32 * 1024 * 1024),
     /** How long a client may take to send its request headers, milliseconds. */
     HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     /**
