@@ -65,7 +65,8 @@ beforeAll(async () => {
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      sandbox = await Sandbox.connectDirect({ url, token, retries: 0, timeoutMs: 500 });
+      // timeoutMs is every later request's too: generous, for a loaded machine.
+      sandbox = await Sandbox.connectDirect({ url, token, retries: 0, timeoutMs: 10_000 });
       break;
     } catch (error) {
       if (Date.now() > deadline) throw error;
