@@ -9,7 +9,9 @@ let empty = false;
 for (const file of process.argv.slice(2)) {
   const report = JSON.parse(readFileSync(file, 'utf8'));
   const legSkipped = report.numPendingTests + report.numTodoTests;
-  console.log(`${file}: ${report.numPassedTests} passed, ${report.numFailedTests} failed, ${legSkipped} skipped`);
+  console.log(
+    `${file}: ${report.numPassedTests} passed, ${report.numFailedTests} failed, ${legSkipped} skipped`,
+  );
   passed += report.numPassedTests;
   failed += report.numFailedTests;
   skipped += legSkipped;
