@@ -8,14 +8,14 @@
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Redis } from 'ioredis';
-import { ByteBudget } from './api/byte-budget.js';
+import { ByteBudget } from './api/body-limits.js';
 import { createHttpApp } from './api/http-app.js';
 import { InFlightRequests } from './api/in-flight.js';
 import { Coordinator } from './cluster/coordinator.js';
 import { claimDeployment, type DeploymentClaim } from './cluster/deployment-claim.js';
 import type { Config } from './config/schema.js';
 import { createDeployer } from './deployers/create-deployer.js';
-import { messageOf } from './manager/errors.js';
+import { messageOf } from './errors.js';
 import { SandboxManager } from './manager/sandbox-manager.js';
 import { SandboxTokens } from './manager/sandbox-tokens.js';
 import { SandboxdClient } from './manager/sandboxd-client.js';

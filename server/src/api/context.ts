@@ -12,8 +12,8 @@ import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { StateStore } from '../state/state-store.js';
 import type { TenantKeys } from '../tenants/api-keys.js';
 import type { Caller } from '../tenants/caller.js';
+import type { BodyLimits, JsonBodyLimits } from './body-limits.js';
 import type { InFlightRequests } from './in-flight.js';
-import type { BodyLimits, JsonBodyLimits } from './request-input.js';
 
 export interface AppEnv {
   Bindings: HttpBindings;

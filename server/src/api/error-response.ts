@@ -7,7 +7,7 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { type ErrorCode, statusOf } from '../../../client-sdk/src/error-codes.js';
-import { describeCodedError, messageOf } from '../manager/errors.js';
+import { describeCodedError, messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { AppContext } from './context.js';
 import type { errorBodySchema } from './schemas.js';

@@ -8,21 +8,10 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import type { z } from 'zod';
-import { messageOf, ServiceError } from '../manager/errors.js';
-import type { ByteBudget } from './byte-budget.js';
+import { messageOf, ServiceError } from '../errors.js';
+import type { BodyLimits, ByteBudget, JsonBodyLimits } from './body-limits.js';
 import type { AppContext } from './context.js';
 import { sandboxIdParamsSchema } from './schemas.js';
-
-/** What bounds a request body: its own size, and how long it may pause. */
-export interface BodyLimits {
-  maxBytes: number;
-  idleTimeoutMs: number;
-}
-
-/** JSON bodies are held whole, so they also draw on the worker's budget while they are read. */
-export interface JsonBodyLimits extends BodyLimits {
-  budget: ByteBudget;
-}
 
 /** How long a busy worker asks a client to wait before it tries again, seconds. */
 const BUSY_RETRY_AFTER_SECONDS = 1;

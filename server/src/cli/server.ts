@@ -12,7 +12,7 @@ import { StartupError, startServer } from '../app.js';
 import { runPrimary } from '../cluster/primary.js';
 import { followPrimary, workerLogger } from '../cluster/worker.js';
 import { ConfigError, type LoadedConfig, loadSettings } from '../config/load.js';
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import { createLogger, logLevelOf } from '../observability/logger.js';
 import { ExtensionLoadError } from '../sandbox-types/extensions.js';
 import { SandboxTypeDefinitionError, SandboxTypeNotFoundError } from '../sandbox-types/registry.js';

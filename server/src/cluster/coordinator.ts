@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { type Config, deploymentIdOf } from '../config/schema.js';
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import { LeaderLease } from './leader-lease.js';

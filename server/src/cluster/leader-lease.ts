@@ -8,7 +8,7 @@
  * to take the lease on the same timer, so one takes over within TTL + TTL/3 of the holder's death.
  */
 
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
 

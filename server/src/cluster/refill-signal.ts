@@ -4,7 +4,7 @@
  * signal lost (Redis briefly away) only delays the refill until that tick.
  */
 import type { Redis } from 'ioredis';
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface RefillSignal {

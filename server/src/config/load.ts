@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import type { z } from 'zod';
-import { messageOf } from '../error-message.js';
+import { messageOf } from '../errors.js';
 import { type Config, configSchema } from './schema.js';
 
 /** Every bad setting at once, one `NAME: reason` per line, readable at start. */

@@ -23,7 +23,7 @@ import {
   SANDBOXD_PORT,
 } from '../../../sandbox-images/runtime/src/protocol.js';
 import { type Config, deploymentIdOf } from '../config/schema.js';
-import { messageOf } from '../error-message.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import {
   isAddressRange,

@@ -6,4 +6,4 @@ export class ImageBuildError extends Error {
   }
 }
 
-export { messageOf } from '../error-message.js';
+export { messageOf } from '../errors.js';

@@ -10,11 +10,11 @@
  */
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
+import { describeCodedError, messageOf } from '../errors.js';
 import { detached, type Logger } from '../observability/logger.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { StateStore } from '../state/state-store.js';
-import { describeCodedError, messageOf } from './errors.js';
 import { newSandboxId, type Provisioner } from './provisioner.js';
 
 /**

@@ -3,10 +3,11 @@
  * maintenance tick; a sandbox busy with a long call is touched while the call lasts, so only real
  * silence counts as idle.
  */
+
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxRecord, StateStore } from '../state/state-store.js';
-import { messageOf } from './errors.js';
 import type { Provisioner } from './provisioner.js';
 
 export type ReapReason = 'idle' | 'ttl';

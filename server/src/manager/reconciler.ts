@@ -21,11 +21,11 @@
  */
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ContainerSummary, Deployer } from '../deployers/deployer.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { SandboxRecord, StateStore } from '../state/state-store.js';
-import { messageOf } from './errors.js';
 import type { Provisioner } from './provisioner.js';
 
 /** A create is abandoned when it outlives its type's ready timeout by this much. */

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { type ErrorCode, isErrorCode } from '../../../client-sdk/src/error-codes.js';
 import type { InitRequest } from '../../../sandbox-images/runtime/src/protocol.js';
 import type { Endpoint } from '../deployers/deployer.js';
-import { describeCodedError, messageOf, ServiceError } from './errors.js';
+import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 
 export interface SandboxdTarget {
   sandboxId: string;

@@ -22,6 +22,7 @@
 import { type Readable, Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import {
@@ -32,7 +33,6 @@ import {
 } from '../snapshots/snapshot-store.js';
 import type { SandboxRecord } from '../state/state-store.js';
 import { type Caller, mayAccess, tenantIdOf } from '../tenants/caller.js';
-import { describeCodedError, messageOf, ServiceError } from './errors.js';
 import type { AcquireRequest, SandboxManager } from './sandbox-manager.js';
 import { discard } from './sandboxd-client.js';
 import { snapshotBytesExceeded } from './tenant-limits.js';

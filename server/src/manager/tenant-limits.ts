@@ -4,9 +4,10 @@
  * `Retry-After`): exact for the acquire rate, whose window closes at a known time; a fixed hint for
  * the others, which free up only when the tenant releases a sandbox or deletes a snapshot.
  */
+
+import { ServiceError } from '../errors.js';
 import type { TenantQuota } from '../state/state-store.js';
 import type { Caller } from '../tenants/caller.js';
-import { ServiceError } from './errors.js';
 
 /** The window acquiresPerMinute counts in. */
 export const ACQUIRE_WINDOW_MS = 60_000;

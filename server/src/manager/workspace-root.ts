@@ -12,8 +12,8 @@
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { messageOf } from './errors.js';
 
 const run = promisify(execFile);
 

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { messageOf } from '../error-message.js';
+import { messageOf } from '../errors.js';
 import type { SandboxType, SandboxTypeInput } from './definition.js';
 import { SandboxTypeDefinitionError, type SandboxTypeRegistry } from './registry.js';
 

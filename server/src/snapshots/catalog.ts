@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { describeCodedError, messageOf, ServiceError } from '../manager/errors.js';
+import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { BlobStore } from './blob-store.js';
 import { verified } from './digest.js';

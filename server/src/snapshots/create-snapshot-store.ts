@@ -12,7 +12,7 @@
  */
 import type { Redis } from 'ioredis';
 import { type Config, deploymentIdOf } from '../config/schema.js';
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { connectRedis } from '../state/redis-connection.js';
 import type { BlobStore } from './blob-store.js';

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ServiceError } from '../manager/errors.js';
+import { ServiceError } from '../errors.js';
 import { assertBlobName, type BlobDigest, type BlobStore, type ByteSource } from './blob-store.js';
 import { measured } from './digest.js';
 import { execAll } from './redis-multi.js';

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { type Config, deploymentIdOf } from '../config/schema.js';
-import { messageOf } from '../manager/errors.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { MemoryStateStore } from './memory.js';
 import { RedisStateStore } from './redis.js';

@@ -17,7 +17,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { messageOf } from '../error-message.js';
+import { messageOf } from '../errors.js';
 
 /** Lowercase letters, digits and `-`, at most 63; also the namespace of the tenant's snapshot keys. */
 export const tenantIdSchema = z

@@ -1,7 +1,7 @@
 /** Liveness, readiness, metrics, this API's OpenAPI document and the registered sandbox types. */
 
 import type { z } from 'zod';
-import { messageOf, ServiceError } from '../../manager/errors.js';
+import { messageOf, ServiceError } from '../../errors.js';
 import type { ApiDeps } from '../context.js';
 import { buildOpenApiDocument } from '../openapi.js';
 import type { readySchema, sandboxTypeListSchema } from '../schemas.js';

@@ -1,3 +1,14 @@
+/** What bounds a request body: its own size, and how long it may pause. */
+export interface BodyLimits {
+  maxBytes: number;
+  idleTimeoutMs: number;
+}
+
+/** JSON bodies are held whole, so they also draw on the worker's budget while they are read. */
+export interface JsonBodyLimits extends BodyLimits {
+  budget: ByteBudget;
+}
+
 /**
  * A count of bytes a worker may hold at once (JSON bodies being read and parsed). Taking is
  * all-or-nothing and never waits: a request that does not fit is turned away, so many large bodies

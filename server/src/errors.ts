@@ -1,9 +1,10 @@
 /**
- * The server's typed error. Anything thrown with a `code` from error-codes.ts (this class, the
- * registry's SandboxTypeNotFoundError, the store's StoreUnavailableError) becomes that code's HTTP
- * answer; everything else is an internal fault.
+ * The server's typed error, in no layer of its own so every layer may throw it. Anything thrown
+ * with a `code` from error-codes.ts (this class, the registry's SandboxTypeNotFoundError, the
+ * store's StoreUnavailableError) becomes that code's HTTP answer; everything else is an internal
+ * fault.
  */
-import { type ErrorCode, isErrorCode } from '../../../client-sdk/src/error-codes.js';
+import { type ErrorCode, isErrorCode } from '../../client-sdk/src/error-codes.js';
 
 export class ServiceError extends Error {
   readonly code: ErrorCode;
@@ -26,8 +27,11 @@ export function describeCodedError(
   return { code: err.code, message: err.message, ...(details ? { details } : {}) };
 }
 
+/** The message of anything thrown, for error texts and logs. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
-
-export { messageOf } from '../error-message.js';
