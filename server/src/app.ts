@@ -93,7 +93,7 @@ async function claimUnshared(options: StartOptions, logger: Logger): Promise<Dep
 async function assemble(config: Config, options: StartOptions, logger: Logger): Promise<RunningServer> {
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
-  const deployer = createDeployer(config);
+  const deployer = createDeployer(config, logger);
   try {
     await deployer.ping();
   } catch (err) {

@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { packageRoot } from '../../server/src/package-root.js';
+import { BASE_IMAGE, IMAGE_ENV } from './images.js';
 
 export const docker = new Docker();
 const root = packageRoot();
@@ -92,6 +93,8 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       : { CONTAINER_PREFIX_KEY: options.deploymentId, DEPLOYMENT_ID: options.deploymentId }),
     PORT_RANGE: options.portRange,
     DEFAULT_MOUNT_DIR: mountDir,
+    // The images this run built and tests (see images.ts).
+    ...IMAGE_ENV,
     ...options.env,
   };
   const child = spawn(
@@ -217,7 +220,12 @@ export function runServerCli(args: string[], env: Record<string, string> = {}): 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...serverCommand(), ...args], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        ...IMAGE_ENV,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -282,7 +290,7 @@ export async function removeContainersOf(deploymentId: string): Promise<void> {
 }
 
 /** Fails loudly when Docker or the base image is missing (no silent skips). */
-export async function requireImage(image = 'runtime-sandbox/runtime-sandbox-base:latest'): Promise<void> {
+export async function requireImage(image = BASE_IMAGE): Promise<void> {
   await docker.ping().catch((err: unknown) => {
     throw new Error(`Docker is not reachable (${String(err)}); these tests need a running Docker engine`);
   });
