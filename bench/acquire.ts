@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { SANDBOXD_ENV, SANDBOXD_PORT } from '../sandbox-images/runtime/src/protocol.js';
 import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
+import { BASE_IMAGE } from '../test/support/images.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import {
   docker,
@@ -29,7 +30,7 @@ import {
   waitForWarm,
 } from '../test/support/server-process.js';
 
-const IMAGE = 'runtime-sandbox/runtime-sandbox-base:latest';
+const IMAGE = BASE_IMAGE;
 const DEPLOYMENT = 'rsbx-bench-acquire';
 const BENCH_LABEL = 'io.runtime-sandbox.bench';
 const WARM_POOL = 10;

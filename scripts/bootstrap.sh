@@ -47,6 +47,9 @@ ensure_packages() {
   # The server's host filter for sandbox networks, and the security tests' network namespaces.
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  # Size-limited workspaces (WORKSPACE_QUOTA): a loop-mounted ext4 image per sandbox.
+  command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+  command -v losetup >/dev/null 2>&1 || missing+=(mount)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

@@ -8,6 +8,10 @@ export const ERROR_CODES = {
   VALIDATION_ERROR: { status: 400, description: 'The request body or query failed validation' },
   MALFORMED_JSON: { status: 400, description: 'The request body is not valid JSON' },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the size limit' },
+  QUOTA_EXCEEDED: {
+    status: 413,
+    description: "The data does not fit in the sandbox's disk quota (nothing of it is kept)",
+  },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request content type is not accepted here' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route does not accept this method' },
@@ -35,7 +39,7 @@ export const ERROR_CODES = {
   INVALID_ARCHIVE: { status: 400, description: 'The body is not a readable tar archive' },
   UNSAFE_ARCHIVE_ENTRY: {
     status: 400,
-    description: 'An archive entry is absolute, climbs out, links outside, or is a device',
+    description: 'An archive entry is absolute, climbs out, writes through a symlink, or is a device',
   },
 
   // sandboxd lifecycle

@@ -47,7 +47,10 @@ export class AuthError extends SandboxError {}
 export class TimeoutError extends SandboxError {}
 /** The server's instance limit or a limit of the caller's tenant is reached; release a sandbox or retry later. */
 export class CapacityError extends SandboxError {}
-/** The request was refused as it stands: bad shape, too large, or a path or archive entry out of bounds. */
+/**
+ * The request was refused as it stands: bad shape, too large (for the request limit or the sandbox's
+ * disk quota), or a path or archive entry out of bounds.
+ */
 export class ValidationError extends SandboxError {}
 /** The request does not fit the current state: something exists, is missing a directory, is not ready. */
 export class ConflictError extends SandboxError {}
@@ -61,6 +64,7 @@ export const ERROR_CLASS_BY_CODE = {
   VALIDATION_ERROR: ValidationError,
   MALFORMED_JSON: ValidationError,
   PAYLOAD_TOO_LARGE: ValidationError,
+  QUOTA_EXCEEDED: ValidationError,
   UNSUPPORTED_MEDIA_TYPE: ValidationError,
   ROUTE_NOT_FOUND: NotFoundError,
   METHOD_NOT_ALLOWED: ValidationError,

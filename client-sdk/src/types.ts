@@ -162,8 +162,16 @@ export interface SandboxResources {
   memoryMiB: number;
   /** Max processes and threads. */
   pidsLimit: number;
-  /** Size of the tmpfs on /tmp, MiB. */
-  tmpfsMiB: number;
+  /** Size of /workspace, MiB; the kernel stops writes past it (QUOTA_EXCEEDED for uploads). */
+  workspaceMiB: number;
+}
+
+/** Where the code of a type's sandboxes may write. */
+export interface SandboxStorage {
+  /** Whether the image's file system is read-only. */
+  readOnlyRootfs: boolean;
+  /** The writable paths outside /workspace, each a tmpfs of this many MiB (part of the memory limit). */
+  writable: Record<string, number>;
 }
 
 /** A registered sandbox type as `GET /v1/sandbox-types` lists it. */
@@ -175,6 +183,7 @@ export interface SandboxTypeInfo {
   /** `built-in`, or the extension module that registered it. */
   source: string;
   resources: SandboxResources;
+  storage: SandboxStorage;
   /** Default idle timeout of its sandboxes, seconds. */
   idleTimeoutSeconds: number;
   /** Default hard TTL of its sandboxes, seconds; 0: none. */
@@ -333,6 +342,7 @@ export const SCHEMA_FIELDS = {
     image: 'string',
     source: 'string',
     resources: 'object',
+    storage: 'object',
     idleTimeoutSeconds: 'integer',
     ttlSeconds: 'integer',
     pool: 'object',
@@ -344,8 +354,12 @@ export const SCHEMA_FIELDS = {
     cpus: 'number',
     memoryMiB: 'integer',
     pidsLimit: 'integer',
-    tmpfsMiB: 'integer',
+    workspaceMiB: 'integer',
   } satisfies FieldsOf<SandboxResources>,
+  SandboxStorage: {
+    readOnlyRootfs: 'boolean',
+    writable: 'object',
+  } satisfies FieldsOf<SandboxStorage>,
   PoolInfo: {
     type: 'string',
     target: 'integer',

@@ -32,6 +32,12 @@ const LOCATIONS: Record<SchemaName, Locator> = {
     part: 'response',
     within: ['types', '[]', 'resources'],
   },
+  SandboxStorage: {
+    path: '/v1/sandbox-types',
+    method: 'get',
+    part: 'response',
+    within: ['types', '[]', 'storage'],
+  },
   ExecRequest: { path: '/v1/sandboxes/{id}/exec', method: 'post', part: 'request' },
   ExecResult: { path: '/v1/sandboxes/{id}/exec', method: 'post', part: 'response' },
   FileEntry: { path: '/v1/sandboxes/{id}/files/stat', method: 'get', part: 'response' },

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE_IMAGE } from '../../test/support/images.js';
 import {
   containersOf,
   removeContainersOf,
@@ -70,9 +71,11 @@ describe('server mode: control plane', () => {
     const base = types.find((t) => t.name === 'base');
     expect(base).toMatchObject({
       name: 'base',
-      image: 'runtime-sandbox/runtime-sandbox-base:latest',
+      image: BASE_IMAGE,
       pool: { type: 'base', target: 1 },
+      storage: { readOnlyRootfs: true, writable: { '/tmp': 64, '/var/tmp': 64, '/home/sandbox': 64 } },
     });
+    expect(base?.resources).toMatchObject({ workspaceMiB: 1024 });
     expect(base?.resources.memoryMiB).toBeGreaterThan(0);
     const pools = await client.pools();
     expect(pools).toContainEqual(expect.objectContaining({ type: 'base', target: 1 }));

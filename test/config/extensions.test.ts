@@ -80,7 +80,9 @@ describe('loadExtensions', () => {
     const type = registry.require('python-data');
     expect(type).toMatchObject({
       dockerfileDir: join(root, 'extensions', 'python-data'),
-      resources: { memoryMiB: 1024, pidsLimit: 512, tmpfsMiB: 256 },
+      resources: { memoryMiB: 1024, pidsLimit: 512, workspaceMiB: 2048 },
+      storage: { writable: { '/tmp': 256, '/var/tmp': 64, '/home/sandbox': 256 } },
+      security: { readOnlyRootfs: true },
       env: { PYTHONIOENCODING: 'utf-8' },
       timeouts: { idleSeconds: 900, readyMs: 30000 },
     });
@@ -98,13 +100,25 @@ describe('loadExtensions', () => {
       'fn.mjs',
       `export default async (api) => {
         await new Promise((resolve) => setTimeout(resolve, 1));
-        api.registerSandboxType({ name: 'three', security: { readOnlyRootfs: true } });
+        api.registerSandboxType({ name: 'three', security: { readOnlyRootfs: false } });
       };`,
     );
     await loadExtensions(registry, [list, fn], root);
     expect(registry.list().map((t) => t.name)).toEqual(['base', 'one', 'two', 'three']);
     expect(registry.require('two').dockerfileDir).toBe(join(scratch, 'images', 'two'));
-    expect(registry.require('three').security.readOnlyRootfs).toBe(true);
+    expect(registry.require('three').security.readOnlyRootfs).toBe(false);
+  });
+
+  it("reads an older type's resources.tmpfsMiB as the size of /tmp among the default writable paths", async () => {
+    const legacy = writeModule(
+      'legacy.mjs',
+      "export default { name: 'legacy', resources: { tmpfsMiB: 128 } };",
+    );
+    await loadExtensions(registry, [legacy], root);
+    const type = registry.require('legacy');
+    expect(type.storage.writable).toEqual({ '/tmp': 128, '/var/tmp': 64, '/home/sandbox': 64 });
+    expect(type.resources).toEqual({ cpus: 1, memoryMiB: 512, pidsLimit: 256, workspaceMiB: 1024 });
+    expect(type.security.readOnlyRootfs).toBe(true);
   });
 
   it('resolves a package name from the working directory', async () => {

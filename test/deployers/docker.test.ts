@@ -21,6 +21,7 @@ import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+import { IMAGE_SETTINGS } from '../support/images.js';
 
 const docker = new Dockerode();
 const runId = randomBytes(4).toString('hex');
@@ -28,7 +29,11 @@ const runId = randomBytes(4).toString('hex');
 const deploymentId = `test-docker-${runId}`;
 const otherDeploymentId = `test-docker-other-${runId}`;
 const prefix = `rsbx-test-${runId}`;
-const baseConfig: ConfigInput = { CONTAINER_PREFIX_KEY: prefix, DEPLOYMENT_ID: deploymentId };
+const baseConfig: ConfigInput = {
+  CONTAINER_PREFIX_KEY: prefix,
+  DEPLOYMENT_ID: deploymentId,
+  ...IMAGE_SETTINGS,
+};
 const config = configSchema.parse(baseConfig);
 const image = imageNameFor('base', config);
 const logger = createLogger('silent');
@@ -155,7 +160,8 @@ describe('DockerDeployer', () => {
       ...(await specFor({
         pooled: true,
         type: {
-          resources: { cpus: 0.5, memoryMiB: 256, pidsLimit: 128, tmpfsMiB: 32 },
+          resources: { cpus: 0.5, memoryMiB: 256, pidsLimit: 128 },
+          storage: { writable: { '/tmp': 32, '/home/sandbox': 16 } },
           env: { TYPE_GREETING: 'hello' },
         },
       })),
@@ -189,8 +195,11 @@ describe('DockerDeployer', () => {
     expect(host.Memory).toBe(256 * 1024 * 1024);
     expect(host.MemorySwap).toBe(256 * 1024 * 1024);
     expect(host.NanoCpus).toBe(500_000_000);
-    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,exec,nosuid,nodev,size=32m,mode=1777' });
-    expect(host.ReadonlyRootfs).toBe(false);
+    expect(host.Tmpfs).toEqual({
+      '/tmp': 'rw,exec,nosuid,nodev,size=32m,mode=1777,uid=1000,gid=1000',
+      '/home/sandbox': 'rw,exec,nosuid,nodev,size=16m,mode=0755,uid=1000,gid=1000',
+    });
+    expect(host.ReadonlyRootfs).toBe(true);
     expect(host.RestartPolicy?.Name).toBe('no');
     expect(host.AutoRemove).toBe(false);
     expect(host.PortBindings).toEqual({
@@ -224,18 +233,28 @@ describe('DockerDeployer', () => {
     expect(statSync(join(spec.workspaceHostDir ?? '', 'a')).uid).toBe(1000);
   });
 
-  it('makes / read-only for a readOnlyRootfs type, leaving /workspace and /tmp writable', async () => {
-    const spec = await specFor({ type: { security: { readOnlyRootfs: true } } });
-    const deployed = await createReady(deployer, spec);
+  it('makes / read-only by default, leaving /workspace and the writable paths writable', async () => {
+    const deployed = await createReady(deployer, await specFor());
     expect((await docker.getContainer(deployed.handle).inspect()).HostConfig.ReadonlyRootfs).toBe(true);
 
-    const rootWrite = await sh(deployed.handle, 'touch /home/sandbox/x');
-    expect(rootWrite.exitCode).not.toBe(0);
-    expect(rootWrite.output).toContain('Read-only file system');
-    expect(await sh(deployed.handle, 'touch /workspace/x /tmp/x && echo ok')).toEqual({
-      exitCode: 0,
-      output: 'ok',
-    });
+    for (const path of ['/x', '/usr/x', '/etc/x', '/opt/sandboxd/x']) {
+      const rootWrite = await sh(deployed.handle, `touch ${path}`);
+      expect({ path, exitCode: rootWrite.exitCode }).toEqual({ path, exitCode: 1 });
+      expect(rootWrite.output).toContain('Read-only file system');
+    }
+    expect(
+      await sh(
+        deployed.handle,
+        'touch /workspace/x /tmp/x /var/tmp/x /home/sandbox/x && stat -c %U:%a /home/sandbox /tmp /var/tmp',
+      ),
+    ).toEqual({ exitCode: 0, output: 'sandbox:755\nsandbox:1777\nsandbox:1777' });
+  });
+
+  it('leaves the root writable for a type that turns readOnlyRootfs off', async () => {
+    const spec = await specFor({ type: { security: { readOnlyRootfs: false } } });
+    const deployed = await createReady(deployer, spec);
+    expect((await docker.getContainer(deployed.handle).inspect()).HostConfig.ReadonlyRootfs).toBe(false);
+    expect((await sh(deployed.handle, 'findmnt -no OPTIONS /')).output).toMatch(/^rw,/);
   });
 
   it("runs the code as the type's user when one is set", async () => {

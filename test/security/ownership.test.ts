@@ -14,6 +14,7 @@ import { DEFAULT_ID_ATTEMPTS, holdClaim } from '../../server/src/cluster/deploym
 import { configSchema, deploymentIdOf } from '../../server/src/config/schema.js';
 import { LABELS, MANAGED_BY_VALUE } from '../../server/src/deployers/deployer.js';
 import { lastLeader, startRedisServerProcess } from '../redis/support.js';
+import { BASE_IMAGE } from '../support/images.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {
   containersOf,
@@ -42,7 +43,7 @@ const REDIS_RANGE = '58790-58819';
 const MAINTENANCE_INTERVAL_MS = 300;
 const PASSES = 5;
 const ORPHAN_DESTROYED = 'destroyed a container no record claims';
-const IMAGE = 'runtime-sandbox/runtime-sandbox-base:latest';
+const IMAGE = BASE_IMAGE;
 
 const passes = (server: ServerProcess): number =>
   server.logs().filter((line) => line.msg === 'reconcile pass').length;

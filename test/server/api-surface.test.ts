@@ -4,6 +4,7 @@
  * /v1/sandbox-types with images and pool status.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE_IMAGE } from '../support/images.js';
 import {
   removeContainersOf,
   requireImage,
@@ -155,7 +156,7 @@ describe('metrics, OpenAPI and types', () => {
     }>('GET', '/v1/sandbox-types');
     expect(status).toBe(200);
     expect(body.types.find((t) => t.name === 'base')).toMatchObject({
-      image: 'runtime-sandbox/runtime-sandbox-base:latest',
+      image: BASE_IMAGE,
       source: 'built-in',
       pool: { target: 1 },
     });

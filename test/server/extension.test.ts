@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../server/src/package-root.js';
+import { IMAGE_ENV, testImage } from '../support/images.js';
 import {
   containersOf,
   removeContainersOf,
@@ -18,7 +19,7 @@ import {
 
 const DEPLOYMENT = 'h5-test-extension';
 const EXTENSION = 'extensions/python-data/index.ts';
-const IMAGE = 'runtime-sandbox/runtime-sandbox-python-data:latest';
+const IMAGE = testImage('python-data');
 
 describe('a sandbox type from an extension', () => {
   let server: ServerProcess;
@@ -30,7 +31,10 @@ describe('a sandbox type from an extension', () => {
     await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', join(root, 'server/src/cli/builder.ts'), 'python-data', '--extension', EXTENSION],
-      { cwd: root, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' } },
+      {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...IMAGE_ENV },
+      },
     );
     await requireImage(IMAGE);
     await removeContainersOf(DEPLOYMENT);

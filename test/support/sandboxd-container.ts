@@ -12,8 +12,9 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../sandbox-images/runtime/src/protocol.js';
 import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
+import { BASE_IMAGE } from './images.js';
 
-export const BASE_IMAGE = 'runtime-sandbox/runtime-sandbox-base:latest';
+export { BASE_IMAGE };
 /** Who the code runs as (SANDBOXD_RUN_AS's default), and who dockerExec runs as. */
 export const SANDBOX_USER = '1000:1000';
 /** Every container made here carries this label (value: who made it), and only those are removed. */

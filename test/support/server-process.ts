@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { packageRoot } from '../../server/src/package-root.js';
+import { BASE_IMAGE, IMAGE_ENV } from './images.js';
 
 export const docker = new Docker();
 const root = packageRoot();
@@ -95,6 +96,8 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     // Sandbox DNS must not leave the machine: a loopback port nothing answers on, unless a test
     // brings its own resolver (a stand-in in a network namespace).
     SANDBOX_DNS_UPSTREAM: '127.0.0.1:9',
+    // The images this run built and tests (see images.ts).
+    ...IMAGE_ENV,
     ...options.env,
   };
   const child = spawn(
@@ -220,7 +223,12 @@ export function runServerCli(args: string[], env: Record<string, string> = {}): 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...serverCommand(), ...args], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        ...IMAGE_ENV,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -285,7 +293,7 @@ export async function removeContainersOf(deploymentId: string): Promise<void> {
 }
 
 /** Fails loudly when Docker or the base image is missing (no silent skips). */
-export async function requireImage(image = 'runtime-sandbox/runtime-sandbox-base:latest'): Promise<void> {
+export async function requireImage(image = BASE_IMAGE): Promise<void> {
   await docker.ping().catch((err: unknown) => {
     throw new Error(`Docker is not reachable (${String(err)}); these tests need a running Docker engine`);
   });

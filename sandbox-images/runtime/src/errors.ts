@@ -35,6 +35,11 @@ const FS_ERRORS: Record<string, { code: ErrorCode; message: string }> = {
   EACCES: { code: 'PERMISSION_DENIED', message: 'The sandbox user may not touch that path' },
   EPERM: { code: 'PERMISSION_DENIED', message: 'The sandbox user may not touch that path' },
   EROFS: { code: 'PERMISSION_DENIED', message: 'The file system is read-only' },
+  ENOSPC: {
+    code: 'QUOTA_EXCEEDED',
+    message: "The workspace is full: the write would pass the sandbox's disk quota",
+  },
+  EDQUOT: { code: 'QUOTA_EXCEEDED', message: "The write would pass the sandbox's disk quota" },
   ELOOP: { code: 'VALIDATION_ERROR', message: 'Too many levels of symbolic links' },
   ENAMETOOLONG: { code: 'VALIDATION_ERROR', message: 'The path is too long' },
   EINVAL: { code: 'VALIDATION_ERROR', message: 'The operation is not valid for that path' },

@@ -21,14 +21,6 @@ export class Workspace {
     return new Workspace(root);
   }
 
-  /**
-   * A workspace whose root is `root` exactly as given, not resolved: a directory reached through a
-   * descriptor (`/proc/self/fd/<fd>`, see handles.ts), which a realpath would turn back into a name.
-   */
-  static at(root: string): Workspace {
-    return new Workspace(root);
-  }
-
   /** The physical path `userPath` names, every symlink followed. For reading and writing contents. */
   async resolve(userPath: string): Promise<string> {
     return this.confine(userPath, await this.physical(this.lexical(userPath)));
@@ -43,16 +35,6 @@ export class Workspace {
     if (lexical === this.root) return this.root;
     const parent = await this.physical(dirname(lexical));
     return this.confine(userPath, join(parent, basename(lexical)));
-  }
-
-  /**
-   * Where a symlink at `link` (an entry inside the root) with the text `target` leads, followed
-   * physically through the links it meets; PATH_OUTSIDE_WORKSPACE if that is outside the root.
-   */
-  async resolveLinkTarget(link: string, target: string): Promise<string> {
-    // Not joined: a join would fold `x/..` lexically, where the kernel follows `x` first.
-    const unresolved = target.startsWith('/') ? target : `${dirname(link)}/${target}`;
-    return this.confine(target, await this.physical(unresolved));
   }
 
   isRoot(absolute: string): boolean {

@@ -267,7 +267,13 @@ export const sandboxTypeInfoSchema = z.object({
     cpus: z.number(),
     memoryMiB: z.number().int(),
     pidsLimit: z.number().int(),
-    tmpfsMiB: z.number().int(),
+    workspaceMiB: z.number().int().describe("/workspace's size, enforced by the kernel"),
+  }),
+  storage: z.object({
+    readOnlyRootfs: z.boolean(),
+    writable: z
+      .record(z.string(), z.number().int())
+      .describe('the paths outside /workspace the code may write, each a tmpfs of this many MiB'),
   }),
   idleTimeoutSeconds: z.number().int(),
   ttlSeconds: z.number().int().describe('0: no hard TTL'),

@@ -164,6 +164,12 @@ export const configSchema = z
      * runs on each sandbox network's gateway; default the host's first nameserver (/etc/resolv.conf).
      */
     SANDBOX_DNS_UPSTREAM: optionalString,
+    /**
+     * Give each sandbox's /workspace a file system of its type's `workspaceMiB` (a loop-mounted
+     * ext4 image, needs root and loop devices), so the kernel bounds what the code writes there.
+     * Turning it off leaves workspaces as plain host directories, bounded only by the host's disk.
+     */
+    WORKSPACE_QUOTA: bool.default(true),
     /** Docker runtime for every sandbox (`runsc` for gVisor, `kata-runtime`); a type may set its own. */
     DOCKER_RUNTIME: optionalString,
     DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),

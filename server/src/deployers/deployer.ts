@@ -70,6 +70,13 @@ export interface Deployer {
   create(spec: CreateSpec): Promise<DeployedSandbox>;
   /** Removes it, forcefully; succeeds if it is already gone. */
   destroy(handle: string): Promise<void>;
+  /**
+   * Makes `dir` (absent until now) the storage for a sandbox of `type`'s /workspace, sized and
+   * owned as the type says; `create` then gets it as `workspaceHostDir`.
+   */
+  provideWorkspace(dir: string, type: SandboxType): Promise<void>;
+  /** Removes a workspace `provideWorkspace` made, its content included; succeeds if it is gone. */
+  releaseWorkspace(dir: string): Promise<void>;
   /** Everything this backend runs with the given deployment label. */
   list(deploymentId: string): Promise<ContainerSummary[]>;
   /** The backend answers (for /readyz). */

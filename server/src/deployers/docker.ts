@@ -1,7 +1,9 @@
 /**
  * Sandboxes as Docker containers, locked down: every capability dropped but sandboxd's few (it starts
  * as root and runs the code as the type's unprivileged user), no-new-privileges, pids, memory (no
- * swap) and CPU limits, a size-capped tmpfs on /tmp, and no Docker socket.
+ * swap) and CPU limits, no Docker socket, and disk limits: a read-only root (unless the type turns
+ * it off), a size-capped tmpfs on each of the type's writable paths, and a /workspace of its own
+ * size (workspace-storage.ts; a tmpfs of that size when the caller gives no host dir).
  *
  * Networks are the deployment's own, never one the server or Redis is on: `public` sandboxes sit on
  * a bridge with inter-container traffic off and reach the internet only (sandbox-firewall.ts keeps
@@ -42,6 +44,7 @@ import {
 } from './deployer.js';
 import { SandboxDns } from './sandbox-dns.js';
 import { BRIDGE_PREFIX_BY_POLICY, SandboxFirewall } from './sandbox-firewall.js';
+import { PlainWorkspaces, QuotaWorkspaces, type WorkspaceStorage } from './workspace-storage.js';
 
 /** The host port was taken by something else; the caller may retry with another port. */
 export class PortInUseError extends Error {
@@ -57,6 +60,8 @@ export class PortInUseError extends Error {
 const SANDBOXD_PORT_KEY = `${SANDBOXD_PORT}/tcp`;
 const WORKSPACE = '/workspace';
 const MIB = 1024 * 1024;
+/** Writable paths that are shared scratch space by convention: sticky and open to all, as usual. */
+const SHARED_SCRATCH_PATHS = new Set(['/tmp', '/var/tmp']);
 
 const NETWORK_SUFFIX_BY_POLICY = { public: 'sandboxes', allowlist: 'allowlist', none: 'offline' } as const;
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
@@ -92,11 +97,17 @@ export class DockerDeployer implements Deployer {
   private readonly dns: SandboxDns;
   private readonly networks = new Map<NetworkPolicy, Promise<SandboxNetwork>>();
   private readonly allowlists = new Map<string, { domains: string[] | undefined; until: number }>();
+  private readonly workspaces: WorkspaceStorage;
+  private readonly logger: Logger;
 
   constructor(options: { config: Config; logger: Logger; docker?: Dockerode }) {
     this.config = options.config;
     this.docker = options.docker ?? new Dockerode({ socketPath: options.config.DOCKER_SOCKET });
     this.deploymentId = deploymentIdOf(options.config);
+    this.logger = options.logger;
+    this.workspaces = options.config.WORKSPACE_QUOTA
+      ? new QuotaWorkspaces()
+      : new PlainWorkspaces(options.logger);
     this.dns = new SandboxDns({
       upstream: options.config.SANDBOX_DNS_UPSTREAM,
       allowlistOf: (address) => this.allowedDomainsOf(address),
@@ -106,10 +117,26 @@ export class DockerDeployer implements Deployer {
   }
 
   /**
-   * Checks that every runtime the types ask for is installed, and installs the host filter before
-   * any sandbox exists (SANDBOX_FIREWALL=off is the operator's explicit choice to go without it).
+   * Checks that every runtime the types ask for is installed and that workspace file systems can be
+   * made, and installs the host filter before any sandbox exists (SANDBOX_FIREWALL=off and
+   * WORKSPACE_QUOTA=off are the operator's explicit choices to go without them).
    */
   async prepare(types: readonly SandboxType[]): Promise<void> {
+    if (this.config.WORKSPACE_QUOTA) {
+      await QuotaWorkspaces.check().catch((error: unknown) => {
+        throw new Error(
+          `cannot make the size-limited workspace file systems (${messageOf(error).trim()}); run the server as root with loop devices, mkfs.ext4 and mount (scripts/bootstrap.sh installs them), or set WORKSPACE_QUOTA=false to let workspaces fill the host's disk`,
+          { cause: error },
+        );
+      });
+    }
+    const writableRoots = types.filter((type) => !type.security.readOnlyRootfs).map((type) => type.name);
+    if (writableRoots.length > 0) {
+      this.logger.warn(
+        { types: writableRoots },
+        'these sandbox types turn readOnlyRootfs off: nothing limits what their code writes to the container root layer (overlay2 on this disk has no size limit)',
+      );
+    }
     const wanted = new Set(types.map((type) => this.runtimeOf(type)).filter((r) => r !== undefined));
     if (wanted.size > 0) {
       const installed = Object.keys((await this.docker.info()).Runtimes ?? {});
@@ -200,6 +227,14 @@ export class DockerDeployer implements Deployer {
     }
   }
 
+  provideWorkspace(dir: string, type: SandboxType): Promise<void> {
+    return this.workspaces.provide(dir, type.resources.workspaceMiB, userOf(type));
+  }
+
+  releaseWorkspace(dir: string): Promise<void> {
+    return this.workspaces.release(dir);
+  }
+
   async list(deploymentId: string): Promise<ContainerSummary[]> {
     const containers = await this.docker.listContainers({
       all: true,
@@ -253,9 +288,7 @@ export class DockerDeployer implements Deployer {
       SecurityOpt: ['no-new-privileges:true'],
       Privileged: false,
       ReadonlyRootfs: security.readOnlyRootfs,
-      // `exec` because Docker's tmpfs default is noexec, which breaks compilers and tools that run
-      // what they build in /tmp (go run, node-gyp, pip builds); /workspace is executable anyway.
-      Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${resources.tmpfsMiB}m,mode=1777` },
+      Tmpfs: this.tmpfsMounts(spec),
       Binds: binds,
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },
@@ -295,6 +328,27 @@ export class DockerDeployer implements Deployer {
       };
     }
     return options;
+  }
+
+  /**
+   * A size-capped tmpfs on each writable path, the type's user's (the shared scratch dirs sticky
+   * and open to all), and one on /workspace when no host dir backs it. `exec` because Docker's
+   * tmpfs default is noexec, which breaks compilers and tools that run what they build in /tmp
+   * (go run, node-gyp, pip builds).
+   */
+  private tmpfsMounts(spec: CreateSpec): Record<string, string> {
+    const { uid, gid } = userOf(spec.type);
+    const mount = (sizeMiB: number, mode: string) =>
+      `rw,exec,nosuid,nodev,size=${sizeMiB}m,mode=${mode},uid=${uid},gid=${gid}`;
+    const mounts = Object.fromEntries(
+      Object.entries(spec.type.storage.writable).map(([path, sizeMiB]) => [
+        path,
+        mount(sizeMiB, SHARED_SCRATCH_PATHS.has(path) ? '1777' : '0755'),
+      ]),
+    );
+    if (spec.workspaceHostDir === undefined)
+      mounts[WORKSPACE] = mount(spec.type.resources.workspaceMiB, '0700');
+    return mounts;
   }
 
   /** The type's runtime, else DOCKER_RUNTIME; undefined leaves the engine's default (runc). */
@@ -414,6 +468,12 @@ export class DockerDeployer implements Deployer {
     if (!host) throw new Error(`container ${container.id} has no address on network ${network.name}`);
     return { host, port: SANDBOXD_PORT };
   }
+}
+
+/** The type's code user as numbers (security.user is a validated numeric `uid:gid`). */
+function userOf(type: SandboxType): { uid: number; gid: number } {
+  const [uid = 0, gid = 0] = type.security.user.split(':').map(Number);
+  return { uid, gid };
 }
 
 function statusOf(error: unknown): number | undefined {

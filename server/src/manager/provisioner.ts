@@ -1,14 +1,15 @@
 /**
  * Creates and destroys sandboxes with their resources: an instance slot, a host port, a workspace
- * directory and the container (and for a tenant's cold acquire the tenant's slot, which is the
- * record's tenantId and goes with the record). The record is stored first, naming its creator and its workspace
- * directory, and every later step is recorded no later than it takes effect (the port allocator
- * writes the port into the record itself), so whoever destroys it (a failed create, a release, the
- * reaper, shutdown, another worker's reconciler after this process died) knows everything there
- * is to give back. Destroying is idempotent.
+ * directory (which the deployer backs, size-limited where it can) and the container (and for a
+ * tenant's cold acquire the tenant's slot, which is the record's tenantId and goes with the
+ * record). The record is stored first, naming its creator and its workspace directory, and every
+ * later step is recorded no later than it takes effect (the port allocator writes the port into
+ * the record itself), so whoever destroys it (a failed create, a release, the reaper, shutdown,
+ * another worker's reconciler after this process died) knows everything there is to give back.
+ * Destroying is idempotent.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
@@ -28,6 +29,8 @@ import type { SandboxdClient } from './sandboxd-client.js';
 import { tenantFull } from './tenant-limits.js';
 import { WorkspaceRoot } from './workspace-root.js';
 
+/** Sandbox ids as they may name a workspace dir. */
+const PLAIN_ID = /^[A-Za-z0-9_-]+$/;
 /** Tries with another host port when Docker finds one taken by something outside our allocator. */
 const PORT_ATTEMPTS = 5;
 
@@ -64,7 +67,6 @@ export class Provisioner {
   private readonly workspaceRoot: WorkspaceRoot;
   /** Ids this process is creating right now; the reconciler leaves their 'creating' records alone. */
   private readonly creating = new Set<string>();
-  private warnedChown = false;
 
   constructor(private readonly deps: ProvisionerDeps) {
     this.deploymentId = deploymentIdOf(deps.config);
@@ -163,9 +165,9 @@ export class Provisioner {
     const hostPort = record.hostPort;
     if (hostPort !== null) await inStore(() => store.releasePort(hostPort, record.id));
     if (record.mountDir !== null) {
-      await rm(record.mountDir, { recursive: true, force: true }).catch((err: unknown) =>
-        problems.push(`mount dir: ${messageOf(err)}`),
-      );
+      await deployer
+        .releaseWorkspace(record.mountDir)
+        .catch((err: unknown) => problems.push(`mount dir: ${messageOf(err)}`));
     }
     await inStore(() => store.releaseInstance(record.id));
     await inStore(() => store.delete(record.id));
@@ -203,10 +205,24 @@ export class Provisioner {
   async destroyOrphan(handle: string, sandboxId: string | undefined): Promise<void> {
     await this.deps.deployer.destroy(handle);
     // The id comes from a label: only a plain id may name a directory to remove.
-    if (sandboxId !== undefined && /^[A-Za-z0-9_-]+$/.test(sandboxId)) {
+    if (sandboxId !== undefined && PLAIN_ID.test(sandboxId)) {
       this.deps.sandboxd.forget(sandboxId);
-      await rm(join(this.workspaceRoot.path, sandboxId), { recursive: true, force: true });
+      await this.releaseWorkspaceOf(sandboxId);
     }
+  }
+
+  /** The sandbox ids that have a workspace dir on this host. */
+  async workspaceIds(): Promise<string[]> {
+    const entries = await readdir(this.workspaceRoot.path, { withFileTypes: true }).catch((err: unknown) => {
+      if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return [];
+      throw err;
+    });
+    return entries.filter((entry) => entry.isDirectory() && PLAIN_ID.test(entry.name)).map((e) => e.name);
+  }
+
+  /** Removes the workspace dir of sandbox `sandboxId` (a plain id), whatever backs it. */
+  async releaseWorkspaceOf(sandboxId: string): Promise<void> {
+    await this.deps.deployer.releaseWorkspace(join(this.workspaceRoot.path, sandboxId));
   }
 
   /** Applies a step's result, or fails if someone destroyed the record meanwhile (shutdown, reaper). */
@@ -248,26 +264,10 @@ export class Provisioner {
     await this.workspaceRoot.remove();
   }
 
-  /** The sandbox's /workspace on the host: 0700 and its user's, inside the hardened root. */
+  /** The sandbox's /workspace on the host, inside the hardened root; the deployer says what backs it. */
   private async makeMountDir(dir: string, type: SandboxType): Promise<void> {
-    // The type's code user owns /workspace (security.user is a validated numeric `uid:gid`).
-    const [uid = 0, gid = 0] = type.security.user.split(':').map(Number);
     await this.workspaceRoot.ensure();
-    await mkdir(dir, { mode: 0o700 });
-    try {
-      await chown(dir, uid, gid);
-    } catch (err) {
-      // A server that is not root cannot hand the directory over; the sandbox user must still write,
-      // and the 0700 root above keeps everyone else out.
-      if (!this.warnedChown) {
-        this.deps.logger.warn(
-          { err: messageOf(err), dir },
-          `cannot chown workspace dirs to ${type.security.user} (not root?); making them world-writable instead`,
-        );
-        this.warnedChown = true;
-      }
-      await chmod(dir, 0o777);
-    }
+    await this.deps.deployer.provideWorkspace(dir, type);
   }
 
   /** deployer.create with a host port from the allocator, retried on ports taken outside it. */

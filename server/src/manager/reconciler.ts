@@ -4,7 +4,8 @@
  * container died or vanished are destroyed with what they hold (a warm one leaves the pool, the
  * refiller replaces it); 'creating' records nobody is working on any more, and releases that
  * stopped half-way, are finished, their containers with them; warm records that a process died
- * before pooling are pooled.
+ * before pooling are pooled; workspaces on this host that neither a record nor a container names
+ * (a create whose process died before its container existed) are removed, mount and all.
  *
  * A container no record claims is left alone while its creator (its replica label) is another live
  * replica: its record may not be visible yet, or live in a state store this replica does not see.
@@ -18,6 +19,8 @@
  * Order matters, because creates and releases go on meanwhile: records are read before the
  * container list (a record already warm or claimed then had its container, so a missing one is
  * dead) and again after it (a container whose record appeared in between is not an orphan).
+ * Workspace dirs are listed before both: a create stores its record before it makes the dir, so
+ * a dir listed then whose record is missing after is no live create's.
  */
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ContainerSummary, Deployer } from '../deployers/deployer.js';
@@ -52,6 +55,7 @@ export class Reconciler {
   async run(options: { signal?: AbortSignal; now?: number } = {}): Promise<void> {
     const { deployer, provisioner, coordinator } = this.deps;
     const now = options.now ?? Date.now();
+    const workspaces = await provisioner.workspaceIds();
     const before = await this.records();
     const containers = await deployer.list(provisioner.deploymentId);
     const after = new Map((await this.records()).map((r) => [r.id, r]));
@@ -92,11 +96,20 @@ export class Reconciler {
       orphans++;
       work.push(() => this.destroyOrphan(container.handle, id));
     }
+    const named = new Set([...after.keys(), ...containers.map((c) => c.sandboxId)]);
+    const strayWorkspaces = workspaces.filter((id) => !named.has(id) && !provisioner.isCreatingHere(id));
+    for (const id of strayWorkspaces) work.push(() => this.releaseStrayWorkspace(id));
     this.releasingLastPass = releasing;
     if (options.signal?.aborted) return;
     await Promise.all(work.map((step) => step()));
     this.deps.logger.debug(
-      { containers: containers.length, records: after.size, orphans, leftToOthers },
+      {
+        containers: containers.length,
+        records: after.size,
+        orphans,
+        leftToOthers,
+        strayWorkspaces: strayWorkspaces.length,
+      },
       'reconcile pass',
     );
     if (!options.signal?.aborted) await this.poolStrays([...after.values()]);
@@ -143,6 +156,16 @@ export class Reconciler {
       logger.warn({ handle, sandboxId }, 'destroyed a container no record claims');
     } catch (err) {
       logger.error({ handle, sandboxId, err: messageOf(err) }, 'destroying an orphan container failed');
+    }
+  }
+
+  private async releaseStrayWorkspace(sandboxId: string): Promise<void> {
+    const { provisioner, logger } = this.deps;
+    try {
+      await provisioner.releaseWorkspaceOf(sandboxId);
+      logger.warn({ sandboxId }, 'removed a workspace no record or container names');
+    } catch (err) {
+      logger.error({ sandboxId, err: messageOf(err) }, 'removing a stray workspace failed');
     }
   }
 

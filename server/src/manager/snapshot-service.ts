@@ -63,8 +63,8 @@ export interface SnapshotServiceDeps {
 type Operation = 'snapshot' | 'restore';
 
 /**
- * Codes that already say what went wrong (a missing or busy sandbox, a lost CAS, a full store, the
- * server going down); any other failure becomes SNAPSHOT_FAILED, or RESTORE_FAILED for a restore.
+ * Codes that already say what went wrong (a missing or busy sandbox, a lost CAS, a full store, a
+ * full workspace, the server going down); any other failure becomes SNAPSHOT_FAILED, or RESTORE_FAILED for a restore.
  */
 const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
   snapshot: new Set<ErrorCode>([
@@ -73,6 +73,7 @@ const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
     'SNAPSHOT_CONFLICT',
     'SNAPSHOT_FAILED',
     'PAYLOAD_TOO_LARGE',
+    'QUOTA_EXCEEDED',
     'VALIDATION_ERROR',
     'SHUTTING_DOWN',
     'STATE_STORE_UNAVAILABLE',
@@ -81,6 +82,8 @@ const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
   restore: new Set<ErrorCode>([
     'SNAPSHOT_NOT_FOUND',
     'RESTORE_FAILED',
+    // The snapshot is larger than the new sandbox's workspace quota.
+    'QUOTA_EXCEEDED',
     'SHUTTING_DOWN',
     'STATE_STORE_UNAVAILABLE',
   ]),

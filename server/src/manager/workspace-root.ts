@@ -10,9 +10,10 @@
  * the deployment's last replica removes the folder.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { messageOf } from '../errors.js';
+import { mountOptionsAt } from '../mount-table.js';
 import type { Logger } from '../observability/logger.js';
 
 const run = promisify(execFile);
@@ -65,20 +66,4 @@ export class WorkspaceRoot {
       );
     }
   }
-}
-
-/** The per-mount options of the mount whose mount point is exactly `path`, if there is one. */
-async function mountOptionsAt(path: string): Promise<string[] | undefined> {
-  const table = await readFile('/proc/self/mountinfo', 'utf8');
-  let found: string[] | undefined;
-  for (const line of table.split('\n')) {
-    // id parent major:minor root mount-point options ...; the mount point escapes spaces as \040.
-    const fields = line.split(' ');
-    const mountPoint = fields[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) =>
-      String.fromCharCode(Number.parseInt(octal, 8)),
-    );
-    // The last one listed is the one on top.
-    if (mountPoint === path) found = (fields[5] ?? '').split(',');
-  }
-  return found;
 }

@@ -32,7 +32,15 @@ export function isAddressRange(entry: string): boolean {
   return IPV4_OR_CIDR.test(entry);
 }
 
-export const sandboxTypeSchema = z.strictObject({
+/** Writable paths of a type that lists none: scratch space, and the sandbox user's home. */
+const DEFAULT_WRITABLE_MIB: Readonly<Record<string, number>> = {
+  '/tmp': 64,
+  '/var/tmp': 64,
+  '/home/sandbox': 64,
+};
+
+/** The fields of a definition; `sandboxTypeSchema` then folds the superseded `tmpfsMiB` into `storage`. */
+const sandboxTypeFields = z.strictObject({
   /** Lowercase name used in the API (`type`) and in the image name. */
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'type names are lowercase letters, digits and -'),
   description: z.string().default(''),
@@ -44,12 +52,40 @@ export const sandboxTypeSchema = z.strictObject({
     .strictObject({
       /** CPU cores, e.g. 0.5. */
       cpus: z.number().positive().max(256).default(1),
-      /** Memory limit in MiB. */
+      /** Memory limit in MiB; the writable tmpfs paths (`storage.writable`) count against it. */
       memoryMiB: z.number().int().min(16).default(512),
       /** Max processes and threads in the container. */
       pidsLimit: z.number().int().min(16).default(256),
-      /** Size of the tmpfs on /tmp in MiB. */
-      tmpfsMiB: z.number().int().min(1).default(64),
+      /**
+       * Size of /workspace in MiB, enforced by the kernel (a file system of its own per sandbox,
+       * see WORKSPACE_QUOTA); uploads, extractions and restores past it answer QUOTA_EXCEEDED.
+       */
+      workspaceMiB: z
+        .number()
+        .int()
+        .min(8)
+        .max(1024 * 1024)
+        .default(1024),
+      /** Superseded by `storage.writable`: sizes /tmp among the default writable paths when that is not given. */
+      tmpfsMiB: z.number().int().min(1).optional(),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      /**
+       * The paths outside /workspace the code may write, each a size-capped tmpfs (MiB; counted
+       * against the memory limit). With a read-only root these are all that is writable there.
+       */
+      writable: z
+        .record(
+          z
+            .string()
+            .regex(/^\/[^\0]*[^/]$/, 'writable paths are absolute, e.g. /var/tmp')
+            .refine((path) => !path.split('/').includes('..'), 'writable paths may not contain ..')
+            .refine((path) => path !== '/workspace', '/workspace is sized by resources.workspaceMiB'),
+          z.number().int().min(1),
+        )
+        .optional(),
     })
     .prefault({}),
   /** Env set in every sandbox of this type (callers' env goes over it). */
@@ -66,7 +102,12 @@ export const sandboxTypeSchema = z.strictObject({
     .prefault({}),
   security: z
     .strictObject({
-      readOnlyRootfs: z.boolean().default(false),
+      /**
+       * The image's file system read-only, so only /workspace and `storage.writable` take writes.
+       * Off, nothing limits what the code writes to the container's root layer (overlay2 on ext4
+       * has no size limit); the server warns at start.
+       */
+      readOnlyRootfs: z.boolean().default(true),
       /**
        * `uid:gid` (numbers) the sandbox's code runs as and its files belong to; never root. sandboxd
        * itself starts as root with a few capabilities and runs every process as this user.
@@ -93,6 +134,20 @@ export const sandboxTypeSchema = z.strictObject({
   /** Warm pool size for this type; default POOL_SIZE. */
   poolSize: z.number().int().min(0).optional(),
 });
+
+export const sandboxTypeSchema = sandboxTypeFields.transform(
+  ({ resources: { tmpfsMiB, ...resources }, storage, ...type }) => ({
+    ...type,
+    resources,
+    // A type that sets neither gets the defaults; an older type's tmpfsMiB sizes /tmp among them.
+    storage: {
+      writable: storage.writable ?? {
+        ...DEFAULT_WRITABLE_MIB,
+        ...(tmpfsMiB === undefined ? {} : { '/tmp': tmpfsMiB }),
+      },
+    },
+  }),
+);
 
 export type SandboxTypeInput = z.input<typeof sandboxTypeSchema>;
 export type SandboxType = z.output<typeof sandboxTypeSchema>;

@@ -39,6 +39,7 @@ export function systemHandlers(deps: ApiDeps): SystemHandlers {
           image: registry.imageFor(type),
           source: registry.sourceOf(type.name) ?? 'unknown',
           resources: type.resources,
+          storage: { readOnlyRootfs: type.security.readOnlyRootfs, writable: type.storage.writable },
           idleTimeoutSeconds: type.timeouts.idleSeconds ?? config.HEARTBEAT_TIMEOUT,
           ttlSeconds: type.timeouts.ttlSeconds ?? config.SANDBOX_TTL,
           pool: await manager.pool(type.name),
