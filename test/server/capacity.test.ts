@@ -48,9 +48,14 @@ describe('capacity limits', () => {
     const second = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
     expect([first.status, second.status]).toEqual([201, 201]);
 
-    const third = await server.call('POST', '/v1/sandboxes', {});
+    const third = await server.fetch('/v1/sandboxes', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(third.status).toBe(429);
-    expect(third.body).toMatchObject({ error: { code: 'CAPACITY_EXCEEDED' } });
+    expect(third.headers.get('retry-after')).toBe('5');
+    expect(await third.json()).toMatchObject({ error: { code: 'CAPACITY_EXCEEDED' } });
     expect(await containersOf(DEPLOYMENT)).toHaveLength(2);
 
     expect((await server.fetch(`/v1/sandboxes/${first.body.id}`, { method: 'DELETE' })).status).toBe(204);

@@ -99,7 +99,7 @@ export class QuotaWorkspaces implements WorkspaceStorage {
 export class PlainWorkspaces implements WorkspaceStorage {
   private warnedChown = false;
 
-  constructor(private readonly logger: Logger | undefined) {}
+  constructor(private readonly logger: Logger) {}
 
   async provide(dir: string, _sizeMiB: number, owner: WorkspaceOwner): Promise<void> {
     await mkdir(dir, { mode: 0o700 });
@@ -109,7 +109,7 @@ export class PlainWorkspaces implements WorkspaceStorage {
       // A server that is not root cannot hand the directory over; the sandbox user must still write,
       // and the 0700 workspace root keeps everyone else out.
       if (!this.warnedChown) {
-        this.logger?.warn(
+        this.logger.warn(
           { err: messageOf(err), dir },
           `cannot chown workspace dirs to ${owner.uid}:${owner.gid} (not root?); making them world-writable instead`,
         );

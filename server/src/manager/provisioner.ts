@@ -33,6 +33,8 @@ import { WorkspaceRoot } from './workspace-root.js';
 const PLAIN_ID = /^[A-Za-z0-9_-]+$/;
 /** Tries with another host port when Docker finds one taken by something outside our allocator. */
 const PORT_ATTEMPTS = 5;
+/** A full deployment frees up as sandboxes are released or reaped: a hint, not a promise. */
+const CAPACITY_RETRY_SECONDS = 5;
 
 export interface ProvisionerDeps {
   config: Config;
@@ -252,7 +254,7 @@ export class Provisioner {
     throw new ServiceError(
       'CAPACITY_EXCEEDED',
       `all ${this.maxInstances} sandbox instances are in use (MAX_SANDBOX_INSTANCES)`,
-      { maxInstances: this.maxInstances },
+      { maxInstances: this.maxInstances, retryAfterSeconds: CAPACITY_RETRY_SECONDS },
     );
   }
 
@@ -311,7 +313,7 @@ export class Provisioner {
       throw new ServiceError(
         'CAPACITY_EXCEEDED',
         `every host port in PORT_RANGE ${config.PORT_RANGE.start}-${config.PORT_RANGE.end} is taken`,
-        { portRange: config.PORT_RANGE },
+        { portRange: config.PORT_RANGE, retryAfterSeconds: CAPACITY_RETRY_SECONDS },
       );
     }
     return port;

@@ -1,0 +1,157 @@
+/**
+ * The manager's rules over the in-memory store and a fake deployer (support/fake-deployer.ts):
+ * the branches the Docker suite cannot reach on demand. A dead warm sandbox makes the acquire try
+ * another; a create that fails at any step gives back everything it took; concurrent acquires
+ * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Coordinator } from '../../server/src/cluster/coordinator.js';
+import { type ConfigInput, configSchema, workspaceRootOf } from '../../server/src/config/schema.js';
+import { SandboxManager } from '../../server/src/manager/sandbox-manager.js';
+import { SandboxTokens } from '../../server/src/manager/sandbox-tokens.js';
+import { SandboxdClient } from '../../server/src/manager/sandboxd-client.js';
+import { createLogger } from '../../server/src/observability/logger.js';
+import { ServerMetrics } from '../../server/src/observability/metrics.js';
+import { createRegistry } from '../../server/src/sandbox-types/registry.js';
+import { MemoryStateStore } from '../../server/src/state/memory.js';
+import { ADMIN } from '../../server/src/tenants/caller.js';
+import { FakeDeployer } from './support/fake-deployer.js';
+
+interface Harness {
+  manager: SandboxManager;
+  deployer: FakeDeployer;
+  store: MemoryStateStore;
+  workspaceRoot: string;
+}
+
+const running: Array<{ manager: SandboxManager; dir: string }> = [];
+
+afterEach(async () => {
+  for (const { manager, dir } of running.splice(0)) {
+    await manager.stop({ cleanup: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function startManager(settings: ConfigInput = {}, deployer = new FakeDeployer()): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'rsbx-unit-'));
+  const config = configSchema.parse({
+    DEPLOYMENT_ID: 'unit',
+    DEFAULT_MOUNT_DIR: dir,
+    POOL_SIZE: '0',
+    MAINTENANCE_INTERVAL_MS: '50',
+    ...settings,
+  });
+  const registry = createRegistry(config);
+  registry.register({ name: 'slow', timeouts: { readyMs: 300 }, poolSize: 0 });
+  const logger = createLogger('silent');
+  const store = new MemoryStateStore();
+  const manager = new SandboxManager({
+    config,
+    registry,
+    deployer,
+    store,
+    sandboxd: new SandboxdClient(),
+    tokens: SandboxTokens.fromConfig(config),
+    coordinator: new Coordinator({ config, store, redis: undefined, logger }),
+    metrics: new ServerMetrics(),
+    logger,
+  });
+  await manager.start();
+  running.push({ manager, dir });
+  return { manager, deployer, store, workspaceRoot: workspaceRootOf(config) };
+}
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Nothing of a sandbox is left: no record, slot, port, fake sandbox or workspace dir. */
+async function expectNothingLeft({ store, deployer, workspaceRoot }: Harness): Promise<void> {
+  expect(await store.list()).toEqual([]);
+  expect(await store.instanceCount()).toBe(0);
+  expect([...deployer.live.keys()]).toEqual([]);
+  expect(deployer.workspaces.size).toBe(0);
+  expect(readdirSync(workspaceRoot)).toEqual([]);
+}
+
+describe('SandboxManager over a fake deployer', () => {
+  it('destroys a warm sandbox whose sandboxd died and binds the caller to another', async () => {
+    const harness = await startManager({ POOL_SIZE: '1' });
+    const { manager, deployer } = harness;
+    await until('a warm sandbox', async () => (await manager.pool('base')).warm === 1);
+    const [dead] = [...deployer.live.values()];
+    if (!dead) throw new Error('no warm sandbox');
+    dead.behaviour.initStatus = 500;
+
+    const bound = await manager.acquire({}, ADMIN);
+    expect(bound.status).toBe('claimed');
+    expect(bound.id).not.toBe(dead.spec.sandboxId);
+    expect(deployer.destroyed).toContain(dead.handle);
+    await expect(manager.get(dead.spec.sandboxId, ADMIN)).rejects.toMatchObject({
+      code: 'SANDBOX_NOT_FOUND',
+    });
+  });
+
+  it('gives up after three sandboxes that cannot be bound, and leaves none of them', async () => {
+    const harness = await startManager();
+    harness.deployer.script({ initStatus: 500 }, { initStatus: 500 }, { initStatus: 500 });
+    await expect(harness.manager.acquire({}, ADMIN)).rejects.toMatchObject({ code: 'UPSTREAM_ERROR' });
+    expect(harness.deployer.destroyed).toHaveLength(3);
+    await expectNothingLeft(harness);
+  });
+
+  it.each([
+    { step: 'the deployer refuses the create', script: { createError: new Error('engine said no') } },
+    { step: 'sandboxd never gets ready', script: { neverReady: true }, type: 'slow' },
+  ])('gives back everything a create took when $step', async ({ script, type }) => {
+    const harness = await startManager();
+    harness.deployer.script(script);
+    await expect(harness.manager.acquire({ type }, ADMIN)).rejects.toMatchObject({
+      code: 'SANDBOX_CREATE_FAILED',
+    });
+    await expectNothingLeft(harness);
+  });
+
+  it('lets no more than MAX_SANDBOX_INSTANCES of many concurrent acquires through', async () => {
+    const harness = await startManager({ MAX_SANDBOX_INSTANCES: '2' });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () => harness.manager.acquire({}, ADMIN)),
+    );
+    const bound = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason] : []));
+    expect(bound).toHaveLength(2);
+    for (const reason of refused) expect(reason).toMatchObject({ code: 'CAPACITY_EXCEEDED' });
+    expect(harness.deployer.live.size).toBe(2);
+    expect(await harness.store.instanceCount()).toBe(2);
+  });
+
+  it('reaps a sandbox idle past its timeout, and gives back all it held', async () => {
+    const harness = await startManager();
+    const bound = await harness.manager.acquire({ idleTimeoutSeconds: 1 }, ADMIN);
+    await until('the idle reap', async () => (await harness.store.get(bound.id)) === null);
+    await expectNothingLeft(harness);
+  });
+
+  it('reaps a sandbox past its hard TTL though it is kept alive', async () => {
+    const harness = await startManager();
+    const bound = await harness.manager.acquire({ ttlSeconds: 1 }, ADMIN);
+    const keepAlive = setInterval(() => {
+      harness.manager.keepalive(bound.id, ADMIN).catch(() => undefined);
+    }, 100);
+    try {
+      await until('the TTL reap', async () => (await harness.store.get(bound.id)) === null);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    await expectNothingLeft(harness);
+  });
+});
