@@ -103,7 +103,7 @@ describe('network isolation', () => {
       expect(acquired.status).toBe(201);
       ids[name] = acquired.body.id;
     }
-    // B serves on a port of its own, as any process in a sandbox may.
+    // B serves on a port of its own, as every process in a sandbox may.
     const started = await exec('B', `setsid python3 -m http.server ${PEER_PORT} >/dev/null 2>&1 & echo ok`);
     expect(started.stdout).toBe('ok\n');
 

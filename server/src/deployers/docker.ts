@@ -67,7 +67,7 @@ const NETWORK_SUFFIX_BY_POLICY = { public: 'sandboxes', allowlist: 'allowlist', 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 
-/** The domains of an allowlist sandbox, comma-separated: any worker's resolver reads them from here. */
+/** The domains of an allowlist sandbox, comma-separated, so every worker's resolver reads them from here. */
 const ALLOW_DOMAINS_LABEL = 'io.runtime-sandbox.allow-domains';
 /** How long a resolver keeps what it read about an allowlist sandbox, milliseconds. */
 const ALLOWLIST_CACHE_MS = 2000;

@@ -17,7 +17,7 @@ export function instanceLimitOf(
   machineMemoryBytes = totalmem(),
 ): number {
   if (config.MAX_SANDBOX_INSTANCES > 0) return config.MAX_SANDBOX_INSTANCES;
-  // Counted at the largest type's memory limit: any mix of types then fits.
+  // Counted at the largest type's memory limit, so every mix of types fits.
   const largestMiB = Math.max(...types.map((type) => type.resources.memoryMiB));
   return Math.max(1, Math.floor((machineMemoryBytes * SANDBOX_MEMORY_SHARE) / (largestMiB * MIB)));
 }
