@@ -3,7 +3,8 @@
  * under the next free deployment id, and neither destroys the other's sandboxes, over many reconcile
  * passes and across the other's shutdown. An id the operator chose that another server runs is
  * refused. A server killed with SIGKILL releases its id, and the next one on it clears the leftovers.
- * With Redis, a container no record claims is left alone while its creator is a live replica.
+ * With Redis, a container no record claims is left to its creator while that replica is alive, and
+ * the creator destroys it.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -218,7 +219,7 @@ describe('one owner per container', () => {
     expect(await containersOf(next.deploymentId)).toEqual([]);
   }, 180_000);
 
-  it('with Redis, leaves an unclaimed container to its creator while that replica is alive', async () => {
+  it('with Redis, leaves an unclaimed container to its creator while that replica is alive, which destroys it', async () => {
     redis = await startRedisServer();
     const env = { POOL_SIZE: '0', LOG_LEVEL: 'debug' };
     const replicas: ServerProcess[] = [];
@@ -253,20 +254,21 @@ describe('one owner per container', () => {
       });
       return container.id;
     };
-    const ofLive = await unclaimed('ofliveReplica', replicaIdOf(creator));
-    const ofDead = await unclaimed('ofDeadReplica', randomUUID());
+    // As after Redis came back empty: containers of a live replica and of a dead one, no records.
+    await unclaimed('ofliveReplica', replicaIdOf(creator));
+    await unclaimed('ofDeadReplica', randomUUID());
 
-    await eventually('the dead replica’s container to go', async () =>
-      (await containerIds(REDIS_DEPLOYMENT)).includes(ofDead) ? undefined : true,
-    );
-    await waitForPasses([leader]);
-    expect(await containerIds(REDIS_DEPLOYMENT)).toEqual([ofLive]);
-
-    // Its creator leaves (others still run, so it cleans nothing up): now it is the leader's to clear.
-    expect(await creator.stop('SIGTERM')).toBe(0);
-    await eventually('the departed replica’s container to go', async () =>
+    await eventually('both containers to go', async () =>
       (await containerIds(REDIS_DEPLOYMENT)).length === 0 ? true : undefined,
     );
-    expect(await leader.stop('SIGTERM')).toBe(0);
+    const destroyedBy = (server: ServerProcess) =>
+      server
+        .logs()
+        .filter((line) => line.msg === ORPHAN_DESTROYED)
+        .map((line) => line.sandboxId);
+    // The leader took the dead replica's only; the live one swept its own.
+    expect(destroyedBy(leader)).toEqual(['ofDeadReplica']);
+    expect(destroyedBy(creator)).toEqual(['ofliveReplica']);
+    for (const replica of [creator, leader]) expect(await replica.stop('SIGTERM')).toBe(0);
   }, 180_000);
 });

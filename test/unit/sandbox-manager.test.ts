@@ -2,7 +2,8 @@
  * The manager's rules over the in-memory store and a fake deployer (support/fake-deployer.ts):
  * the branches the Docker suite cannot reach on demand. A dead warm sandbox makes the acquire try
  * another; a create that fails at any step gives back everything it took; concurrent acquires
- * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL.
+ * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL; a replica
+ * that is not the leader destroys the containers it made that lost their records, and no other's.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,24 @@ afterEach(async () => {
   }
 });
 
-async function startManager(settings: ConfigInput = {}, deployer = new FakeDeployer()): Promise<Harness> {
+/** A replica that never leads, next to another live replica named `OTHER_REPLICA`. */
+const OTHER_REPLICA = 'other-live-replica';
+class FollowerCoordinator extends Coordinator {
+  override isLeader(): boolean {
+    return false;
+  }
+
+  override async liveReplicas(): Promise<Set<string>> {
+    return new Set([...(await super.liveReplicas()), OTHER_REPLICA]);
+  }
+}
+
+async function startManager(
+  settings: ConfigInput = {},
+  deployer = new FakeDeployer(),
+  makeCoordinator: (options: ConstructorParameters<typeof Coordinator>[0]) => Coordinator = (options) =>
+    new Coordinator(options),
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'rsbx-unit-'));
   const config = configSchema.parse({
     DEPLOYMENT_ID: 'unit',
@@ -56,7 +74,7 @@ async function startManager(settings: ConfigInput = {}, deployer = new FakeDeplo
     store,
     sandboxd: new SandboxdClient(),
     tokens: SandboxTokens.fromConfig(config),
-    coordinator: new Coordinator({ config, store, redis: undefined, logger }),
+    coordinator: makeCoordinator({ config, store, redis: undefined, logger }),
     metrics: new ServerMetrics(),
     logger,
   });
@@ -153,5 +171,27 @@ describe('SandboxManager over a fake deployer', () => {
       clearInterval(keepAlive);
     }
     await expectNothingLeft(harness);
+  });
+
+  it("as a replica that is not the leader, destroys its own containers that lost their records, and no other live replica's", async () => {
+    const harness = await startManager({}, new FakeDeployer(), (options) => new FollowerCoordinator(options));
+    const { manager, deployer, store } = harness;
+    const own = await manager.acquire({}, ADMIN);
+    const kept = await manager.acquire({}, ADMIN);
+    const ownSandbox = [...deployer.live.values()].find((s) => s.spec.sandboxId === own.id);
+    if (!ownSandbox) throw new Error('no container for the acquired sandbox');
+    const others = await deployer.create({
+      ...ownSandbox.spec,
+      sandboxId: 'sbx-of-other',
+      replicaId: OTHER_REPLICA,
+    });
+    // The state store lost this record (Redis came back empty): nobody claims the container.
+    await store.delete(own.id);
+
+    await until('the own orphan to be destroyed', () => deployer.destroyed.includes(ownSandbox.handle));
+    expect(deployer.live.has(others.handle)).toBe(true);
+    expect((await manager.get(kept.id, ADMIN)).status).toBe('claimed');
+    expect(deployer.workspaces.has(join(harness.workspaceRoot, own.id))).toBe(false);
+    await deployer.destroy(others.handle);
   });
 });

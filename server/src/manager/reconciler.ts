@@ -9,6 +9,8 @@
  *
  * A container no record claims is left alone while its creator (its replica label) is another live
  * replica: its record may not be visible yet, or live in a state store this replica does not see.
+ * That creator sweeps its own (`sweepOwn`, run by every replica that is not the leader), so the
+ * containers of a state store that came back empty go whichever replica made them.
  * Without shared state the only live replica is this one (cluster/deployment-claim.ts keeps other
  * servers off the deployment), so everything unclaimed is a crashed earlier run's and goes.
  *
@@ -113,6 +115,26 @@ export class Reconciler {
       'reconcile pass',
     );
     if (!options.signal?.aborted) await this.poolStrays([...after.values()]);
+  }
+
+  /**
+   * Destroys the containers this replica made that no record claims: what a replica that is not
+   * the leader does each tick, since the leader leaves a live replica's containers to it. Records
+   * are read after the container list, and a create stores its record before its container exists,
+   * so no live create's container is taken for an orphan.
+   */
+  async sweepOwn(): Promise<void> {
+    const { deployer, provisioner, coordinator } = this.deps;
+    const own = (await deployer.list(provisioner.deploymentId)).filter(
+      (c) => c.replicaId === coordinator.replicaId,
+    );
+    if (own.length === 0) return;
+    const claimed = new Set((await this.records()).map((r) => r.id));
+    const orphans = own.filter(
+      (c) =>
+        c.sandboxId === undefined || !(claimed.has(c.sandboxId) || provisioner.isCreatingHere(c.sandboxId)),
+    );
+    await Promise.all(orphans.map((c) => this.destroyOrphan(c.handle, c.sandboxId)));
   }
 
   private async records(): Promise<SandboxRecord[]> {

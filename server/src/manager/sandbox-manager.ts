@@ -450,12 +450,19 @@ export class SandboxManager {
 
   /**
    * One tick: every worker drops its idle sandboxd connections; the leader alone reaps, reconciles
-   * and refills, and stops part-way if its term ends meanwhile.
+   * and refills, and stops part-way if its term ends meanwhile; the others sweep the containers
+   * they made that no record claims (the leader leaves those to their live creator).
    */
   private async maintain(): Promise<void> {
     const { coordinator, sandboxd, logger } = this.deps;
     sandboxd.sweepIdle(AGENT_IDLE_MS);
-    if (this.stopping || !coordinator.isLeader()) return;
+    if (this.stopping) return;
+    if (!coordinator.isLeader()) {
+      await this.reconciler
+        .sweepOwn()
+        .catch((err: unknown) => logger.error({ err: messageOf(err) }, 'sweeping own containers failed'));
+      return;
+    }
     const signal = coordinator.leaderSignal();
     try {
       await this.reaper.run({ signal });
