@@ -16,9 +16,12 @@ import { claimDeployment, type DeploymentClaim } from './cluster/deployment-clai
 import type { Config } from './config/schema.js';
 import { createDeployer } from './deployers/create-deployer.js';
 import { messageOf } from './errors.js';
+import { DataPlane } from './manager/data-plane.js';
 import { SandboxManager } from './manager/sandbox-manager.js';
 import { SandboxTokens } from './manager/sandbox-tokens.js';
 import { SandboxdClient } from './manager/sandboxd-client.js';
+import { SnapshotOutcomes } from './manager/snapshot-outcomes.js';
+import { SnapshotRestorer } from './manager/snapshot-restorer.js';
 import { SnapshotService } from './manager/snapshot-service.js';
 import { createLogger, type Logger, logLevelOf } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
@@ -126,6 +129,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   const coordinator = new Coordinator({ config, store, redis, logger });
   const metrics = new ServerMetrics();
   const sandboxd = new SandboxdClient();
+  const outcomes = new SnapshotOutcomes({ metrics, logger });
   const manager = new SandboxManager({
     config,
     registry,
@@ -134,6 +138,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     sandboxd,
     tokens: SandboxTokens.fromConfig(config),
     coordinator,
+    restorer: new SnapshotRestorer({ store: snapshotStore, outcomes }),
     metrics,
     logger,
   });
@@ -146,7 +151,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     await store.close();
     throw new StartupError(messageOf(err), { cause: err });
   }
-  const snapshots = new SnapshotService({ manager, store: snapshotStore, metrics, logger });
+  const snapshots = new SnapshotService({ manager, store: snapshotStore, outcomes });
 
   const inFlight = new InFlightRequests();
   const jsonBudget = new ByteBudget(config.JSON_BYTES_IN_FLIGHT);
@@ -154,10 +159,9 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   const app = createHttpApp({
     config,
     manager,
+    dataPlane: new DataPlane({ manager, metrics }),
     snapshots,
     registry,
-    store,
-    deployer,
     metrics,
     logger,
     inFlight,

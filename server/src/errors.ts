@@ -18,6 +18,16 @@ export class ServiceError extends Error {
   }
 }
 
+/** An unknown sandbox id; a malformed one names no sandbox either, and is answered the same. */
+export function sandboxNotFound(id: string): ServiceError {
+  return new ServiceError('SANDBOX_NOT_FOUND', `no live sandbox with id ${JSON.stringify(id)}`, { id });
+}
+
+/** An unknown snapshot id, a malformed one, or another tenant's: all answered alike. */
+export function snapshotNotFound(id: string): ServiceError {
+  return new ServiceError('SNAPSHOT_NOT_FOUND', `no snapshot with id ${JSON.stringify(id)}`, { id });
+}
+
 /** The code, message and details of an error that carries a known code; undefined for anything else. */
 export function describeCodedError(
   err: unknown,

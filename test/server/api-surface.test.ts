@@ -131,11 +131,19 @@ describe('metrics, OpenAPI and types', () => {
       'application/json',
       'application/x-ndjson',
     ]);
+    // Every operation declares its error answers, each with the shared error body.
     for (const methods of Object.values(document.paths)) {
       for (const operation of Object.values(methods)) {
-        expect(operation.responses.default).toBeDefined();
+        const errors = Object.entries(operation.responses).filter(([status]) => Number(status) >= 400);
+        expect(errors.map(([status]) => status)).toEqual(expect.arrayContaining(['500']));
+        for (const [, response] of errors) {
+          expect(response.content?.['application/json']?.schema).toEqual({
+            $ref: '#/components/schemas/ErrorBody',
+          });
+        }
       }
     }
+    expect(Object.keys(exec?.responses ?? {})).toEqual(expect.arrayContaining(['400', '401', '404', '502']));
   });
 
   it('answers every documented route (none is ROUTE_NOT_FOUND)', async () => {

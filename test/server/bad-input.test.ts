@@ -1,7 +1,8 @@
 /**
  * Every kind of bad input gets its 4xx and its stable code, never a 500: auth, malformed and
  * oversized bodies, invalid fields, unknown ids, types and routes, paths climbing out of the
- * workspace. And the CLI refuses bad settings with one line and exit code 2.
+ * workspace. Every error answered at a route is one its operation declares in /v1/openapi.json.
+ * And the CLI refuses bad settings with one line and exit code 2.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,6 +23,14 @@ interface ErrorAnswer {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
+interface OpenApiPaths {
+  paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
+}
+
+/** Every error answered in this file, to be found declared at its operation. */
+const answered: Array<{ method: string; path: string; status: number; code: string }> = [];
+const methodOf = new WeakMap<Response, string>();
+
 describe('bad input over HTTP', () => {
   let server: ServerProcess;
   let sandboxId: string;
@@ -39,6 +48,12 @@ describe('bad input over HTTP', () => {
         MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
       },
     });
+    const plainFetch = server.fetch.bind(server);
+    server.fetch = async (path, init) => {
+      const response = await plainFetch(path, init);
+      methodOf.set(response, init?.method ?? 'GET');
+      return response;
+    };
     await waitForWarm(server, 'base', 1);
     const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
     sandboxId = acquired.body.id;
@@ -53,6 +68,8 @@ describe('bad input over HTTP', () => {
     const body = (await response.json()) as ErrorAnswer;
     expect({ status: response.status, code: body.error?.code }).toEqual({ status, code });
     expect(typeof body.error.message).toBe('string');
+    const method = methodOf.get(response) ?? 'GET';
+    answered.push({ method, path: new URL(response.url).pathname, status, code });
     return body;
   }
 
@@ -242,6 +259,22 @@ describe('bad input over HTTP', () => {
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     const logged = server.logs().find((line) => line.reqId === 'trace-abc-123' && line.msg === 'request');
     expect(logged).toMatchObject({ method: 'GET', path: '/v1/pools', status: 200 });
+  });
+
+  it('declared every error it answered at that operation in /v1/openapi.json', async () => {
+    const document = (await (await server.fetch('/v1/openapi.json')).json()) as OpenApiPaths;
+    const operations = Object.entries(document.paths).map(([template, methods]) => ({
+      pattern: new RegExp(`^${template.replace(/\{\w+\}/g, '[^/]+')}$`),
+      methods,
+    }));
+    const undeclared = answered.filter(({ method, path, status, code }) => {
+      const operation = operations.find((o) => o.pattern.test(path))?.methods[method.toLowerCase()];
+      // No such route, or not with this method: ROUTE_NOT_FOUND and METHOD_NOT_ALLOWED are no operation's.
+      if (operation === undefined) return !['ROUTE_NOT_FOUND', 'METHOD_NOT_ALLOWED'].includes(code);
+      return !operation.responses[status]?.description.includes(`\`${code}\``);
+    });
+    expect(answered.length).toBeGreaterThan(50);
+    expect(undeclared).toEqual([]);
   });
 });
 

@@ -2,18 +2,21 @@
  * The manager's rules over the in-memory store and a fake deployer (support/fake-deployer.ts):
  * the branches the Docker suite cannot reach on demand. A dead warm sandbox makes the acquire try
  * another; a create that fails at any step gives back everything it took; concurrent acquires
- * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL; a replica
+ * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL; a restore
+ * that names no snapshot takes no sandbox, and one that fails gives its sandbox back; a replica
  * that is not the leader destroys the containers it made that lost their records, and no other's.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../server/src/cluster/coordinator.js';
 import { type ConfigInput, configSchema, workspaceRootOf } from '../../server/src/config/schema.js';
+import { ServiceError } from '../../server/src/errors.js';
 import { SandboxManager } from '../../server/src/manager/sandbox-manager.js';
 import { SandboxTokens } from '../../server/src/manager/sandbox-tokens.js';
 import { SandboxdClient } from '../../server/src/manager/sandboxd-client.js';
+import type { PendingRestore, WorkspaceRestorer } from '../../server/src/manager/snapshot-restorer.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { ServerMetrics } from '../../server/src/observability/metrics.js';
 import { createRegistry } from '../../server/src/sandbox-types/registry.js';
@@ -21,8 +24,25 @@ import { MemoryStateStore } from '../../server/src/state/memory.js';
 import { ADMIN } from '../../server/src/tenants/caller.js';
 import { FakeDeployer } from './support/fake-deployer.js';
 
+/** Restores as the test says: none found, failing, or done (recording the sandbox it went into). */
+class ScriptedRestorer implements WorkspaceRestorer {
+  outcome: 'missing' | 'fails' | 'restores' = 'restores';
+  readonly restoredInto: string[] = [];
+
+  async find(): Promise<PendingRestore> {
+    if (this.outcome === 'missing') throw new ServiceError('SNAPSHOT_NOT_FOUND', 'no such snapshot');
+    return {
+      into: async (sandbox) => {
+        if (this.outcome === 'fails') throw new ServiceError('RESTORE_FAILED', 'the bytes were bad');
+        this.restoredInto.push(sandbox.id);
+      },
+    };
+  }
+}
+
 interface Harness {
   manager: SandboxManager;
+  restorer: ScriptedRestorer;
   deployer: FakeDeployer;
   store: MemoryStateStore;
   workspaceRoot: string;
@@ -67,6 +87,7 @@ async function startManager(
   registry.register({ name: 'slow', timeouts: { readyMs: 300 }, poolSize: 0 });
   const logger = createLogger('silent');
   const store = new MemoryStateStore();
+  const restorer = new ScriptedRestorer();
   const manager = new SandboxManager({
     config,
     registry,
@@ -75,12 +96,13 @@ async function startManager(
     sandboxd: new SandboxdClient(),
     tokens: SandboxTokens.fromConfig(config),
     coordinator: makeCoordinator({ config, store, redis: undefined, logger }),
+    restorer,
     metrics: new ServerMetrics(),
     logger,
   });
   await manager.start();
   running.push({ manager, dir });
-  return { manager, deployer, store, workspaceRoot: workspaceRootOf(config) };
+  return { manager, restorer, deployer, store, workspaceRoot: workspaceRootOf(config) };
 }
 
 /** Polls until `check` holds; fails after `timeoutMs`. */
@@ -98,7 +120,8 @@ async function expectNothingLeft({ store, deployer, workspaceRoot }: Harness): P
   expect(await store.instanceCount()).toBe(0);
   expect([...deployer.live.keys()]).toEqual([]);
   expect(deployer.workspaces.size).toBe(0);
-  expect(readdirSync(workspaceRoot)).toEqual([]);
+  // The root is made by the first create.
+  expect(existsSync(workspaceRoot) ? readdirSync(workspaceRoot) : []).toEqual([]);
 }
 
 describe('SandboxManager over a fake deployer', () => {
@@ -137,6 +160,26 @@ describe('SandboxManager over a fake deployer', () => {
       code: 'SANDBOX_CREATE_FAILED',
     });
     await expectNothingLeft(harness);
+  });
+
+  it('takes no sandbox for a restore that names no snapshot, and gives back the one whose restore failed', async () => {
+    const harness = await startManager();
+    const { manager, restorer, deployer } = harness;
+    const restore = { snapshotId: '00000000-0000-4000-8000-000000000000' };
+    restorer.outcome = 'missing';
+    await expect(manager.acquire({ restore }, ADMIN)).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND' });
+    expect(deployer.destroyed).toEqual([]);
+    await expectNothingLeft(harness);
+
+    restorer.outcome = 'fails';
+    await expect(manager.acquire({ restore }, ADMIN)).rejects.toMatchObject({ code: 'RESTORE_FAILED' });
+    expect(deployer.destroyed).toHaveLength(1);
+    await expectNothingLeft(harness);
+
+    restorer.outcome = 'restores';
+    const restored = await manager.acquire({ restore }, ADMIN);
+    expect(restorer.restoredInto).toEqual([restored.id]);
+    expect(restored.status).toBe('claimed');
   });
 
   it('lets no more than MAX_SANDBOX_INSTANCES of many concurrent acquires through', async () => {
@@ -188,10 +231,13 @@ describe('SandboxManager over a fake deployer', () => {
     // The state store lost this record (Redis came back empty): nobody claims the container.
     await store.delete(own.id);
 
-    await until('the own orphan to be destroyed', () => deployer.destroyed.includes(ownSandbox.handle));
+    const ownWorkspace = join(harness.workspaceRoot, own.id);
+    await until(
+      'the own orphan and its workspace to go',
+      () => deployer.destroyed.includes(ownSandbox.handle) && !deployer.workspaces.has(ownWorkspace),
+    );
     expect(deployer.live.has(others.handle)).toBe(true);
     expect((await manager.get(kept.id, ADMIN)).status).toBe('claimed');
-    expect(deployer.workspaces.has(join(harness.workspaceRoot, own.id))).toBe(false);
     await deployer.destroy(others.handle);
   });
 });

@@ -3,13 +3,12 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
 import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import type { Config } from '../config/schema.js';
-import type { Deployer } from '../deployers/deployer.js';
+import type { DataPlane } from '../manager/data-plane.js';
 import type { SandboxManager } from '../manager/sandbox-manager.js';
 import type { SnapshotService } from '../manager/snapshot-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
-import type { StateStore } from '../state/state-store.js';
 import type { TenantKeys } from '../tenants/api-keys.js';
 import type { Caller } from '../tenants/caller.js';
 import type { BodyLimits, JsonBodyLimits } from './body-limits.js';
@@ -32,15 +31,13 @@ export interface AppEnv {
 
 export type AppContext = Context<AppEnv>;
 
-export type Handler = (c: AppContext) => Response | Promise<Response>;
-
 export interface ApiDeps {
   config: Config;
   manager: SandboxManager;
+  /** Exec, files and archives: the named operations forwarded to each sandbox's sandboxd. */
+  dataPlane: DataPlane;
   snapshots: SnapshotService;
   registry: SandboxTypeRegistry;
-  store: StateStore;
-  deployer: Deployer;
   metrics: ServerMetrics;
   logger: Logger;
   inFlight: InFlightRequests;

@@ -1,9 +1,10 @@
 /**
- * The Hono app: middleware, one handler per route of the table, 405 for a known path with another
+ * The Hono app: middleware, one handler per route of the table (given the route's validated
+ * input), 405 for a known path with another
  * method, 404 ROUTE_NOT_FOUND for the rest, and every thrown error turned into an ErrorBody.
  */
 import { Hono } from 'hono';
-import type { ApiDeps, AppEnv } from './context.js';
+import type { ApiDeps, AppContext, AppEnv } from './context.js';
 import { errorResponse, handleError } from './error-response.js';
 import { archiveHandlers } from './handlers/archive.js';
 import { execHandlers } from './handlers/exec.js';
@@ -14,6 +15,7 @@ import { snapshotHandlers } from './handlers/snapshots.js';
 import { systemHandlers } from './handlers/system.js';
 import type { Handlers } from './handlers/types.js';
 import { bearerAuth, requestScope, shutdownGate } from './middleware.js';
+import { type RawRouteInput, readRouteInput } from './request-input.js';
 import { ROUTES } from './routes.js';
 
 export function createHttpApp(deps: ApiDeps): Hono<AppEnv> {
@@ -31,7 +33,15 @@ export function createHttpApp(deps: ApiDeps): Hono<AppEnv> {
   };
   const methodsByPath = new Map<string, string[]>();
   for (const route of ROUTES) {
-    app.on(route.method.toUpperCase(), route.path, handlers[route.operationId]);
+    // Each handler's input type comes from its own route; here, at the one place that pairs them
+    // for every route at once, the pairing is by operationId.
+    const handler = handlers[route.operationId] as (
+      c: AppContext,
+      input: RawRouteInput,
+    ) => Response | Promise<Response>;
+    app.on(route.method.toUpperCase(), route.path, async (c) =>
+      handler(c, await readRouteInput(c, route, deps.bodies)),
+    );
     methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method.toUpperCase()]);
   }
   for (const [path, methods] of methodsByPath) {

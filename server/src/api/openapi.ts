@@ -4,7 +4,8 @@
  * callers write them (defaults optional), answers as the server sends them.
  */
 import { z } from 'zod';
-import { ERROR_CODES } from '../../../client-sdk/src/error-codes.js';
+import { ERROR_CODES, type ErrorCode, statusOf } from '../../../client-sdk/src/error-codes.js';
+import { errorCodesOf } from './route-errors.js';
 import { type BodySpec, ROUTE_TAGS, ROUTES, type RouteSpec } from './routes.js';
 import { errorBodySchema } from './schemas.js';
 
@@ -25,12 +26,13 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     info: {
       title: 'runtime-sandbox',
       version: 'v1',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       description:
         'Warm pools of locked-down sandboxes for AI agents. Every error answer is an ErrorBody whose ' +
         `code is one of: ${Object.keys(ERROR_CODES).join(', ')}.`,
     },
     servers: [{ url: '/' }],
-    tags: ROUTE_TAGS.map((name) => ({ name })),
+    tags: Object.entries(ROUTE_TAGS).map(([name, description]) => ({ name, description })),
     paths,
     components: {
       schemas: { ErrorBody: schemaOf(errorBodySchema, 'output') },
@@ -49,10 +51,12 @@ function operation(route: RouteSpec): Record<string, unknown> {
       ...(response.content ? { content: contentOf(response.content, 'output') } : {}),
     };
   }
-  responses.default = {
-    description: 'An error; the HTTP status is the one the error code names',
-    content: { 'application/json': { schema: ERROR_REF } },
-  };
+  for (const [status, codes] of byStatus(errorCodesOf(route))) {
+    responses[status] = {
+      description: codes.map((code) => `\`${code}\`: ${ERROR_CODES[code].description}`).join('; '),
+      content: { 'application/json': { schema: ERROR_REF } },
+    };
+  }
   return {
     operationId: route.operationId,
     summary: route.summary,
@@ -64,6 +68,13 @@ function operation(route: RouteSpec): Record<string, unknown> {
       : {}),
     responses,
   };
+}
+
+/** Error codes grouped by the status they answer with, statuses ascending. */
+function byStatus(codes: readonly ErrorCode[]): Array<[number, ErrorCode[]]> {
+  const groups = new Map<number, ErrorCode[]>();
+  for (const code of codes) groups.set(statusOf(code), [...(groups.get(statusOf(code)) ?? []), code]);
+  return [...groups].sort(([a], [b]) => a - b);
 }
 
 function contentOf(bodies: readonly BodySpec[], io: Io): Record<string, unknown> {

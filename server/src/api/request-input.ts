@@ -11,21 +11,21 @@ import type { z } from 'zod';
 import { messageOf, ServiceError } from '../errors.js';
 import type { BodyLimits, ByteBudget, JsonBodyLimits } from './body-limits.js';
 import type { AppContext } from './context.js';
-import { sandboxIdParamsSchema } from './schemas.js';
+import type { RouteSpec } from './routes.js';
 
 /** How long a busy worker asks a client to wait before it tries again, seconds. */
 const BUSY_RETRY_AFTER_SECONDS = 1;
 
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
 
-export function payloadTooLarge(limit: number): ServiceError {
+function payloadTooLarge(limit: number): ServiceError {
   return new ServiceError('PAYLOAD_TOO_LARGE', `the request body is over the limit of ${limit} bytes`, {
     limitBytes: limit,
   });
 }
 
 /** The body as JSON, validated; an empty body counts as `{}`. */
-export async function readJsonBody<S extends z.ZodType>(
+async function readJsonBody<S extends z.ZodType>(
   c: AppContext,
   schema: S,
   limits: JsonBodyLimits,
@@ -75,7 +75,7 @@ function serverBusy(budget: ByteBudget): ServiceError {
  * so a stalled client holds nothing. The Node request is piped, not pipelined, so an error does
  * not tear down the connection before its answer is written.
  */
-export function uploadBody(c: AppContext, limits: BodyLimits): Transform {
+function uploadBody(c: AppContext, limits: BodyLimits): Transform {
   const { maxBytes, idleTimeoutMs } = limits;
   const incoming: IncomingMessage = c.env.incoming;
   const declared = Number(incoming.headers['content-length']);
@@ -120,15 +120,40 @@ export function uploadBody(c: AppContext, limits: BodyLimits): Transform {
   return limiter;
 }
 
-export function readQuery<S extends z.ZodType>(c: AppContext, schema: S): z.output<S> {
-  return validate(schema, c.req.query(), 'query');
+/**
+ * What a route of the table takes, validated in order (path, query, body) before its handler runs:
+ * a JSON body parsed with its schema, a raw body as a bounded stream (api/handlers/types.ts types
+ * each route's input from the table).
+ */
+export async function readRouteInput(
+  c: AppContext,
+  route: RouteSpec,
+  bodies: { json: JsonBodyLimits; upload: BodyLimits },
+): Promise<RawRouteInput> {
+  const params = route.params ? readParams(c, route.params, route.unknownParams) : {};
+  const query = route.query ? validate(route.query, c.req.query(), 'query') : {};
+  let body: unknown;
+  if (route.body?.schema) body = await readJsonBody(c, route.body.schema, bodies.json);
+  else if (route.body) body = uploadBody(c, bodies.upload);
+  return { params, query, body };
 }
 
-export function readParams<S extends z.ZodType>(c: AppContext, schema: S): z.output<S> {
-  return validate(schema, c.req.param(), 'path');
+/** A route's input before its own types are known. */
+export interface RawRouteInput {
+  params: unknown;
+  query: unknown;
+  body: unknown;
 }
 
-export function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+function readParams(c: AppContext, schema: z.ZodObject, unknown: RouteSpec['unknownParams']): unknown {
+  const params = c.req.param();
+  if (unknown === undefined) return validate(schema, params, 'path');
+  const parsed = schema.safeParse(params);
+  if (!parsed.success) throw unknown(params);
+  return parsed.data;
+}
+
+function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   throw new ServiceError('VALIDATION_ERROR', `the request ${where} is not valid`, {
@@ -138,22 +163,4 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, where: 
       code: issue.code,
     })),
   });
-}
-
-/** A validated query object as a query string, dropping absent values. */
-export function toSearchParams(
-  query: Record<string, string | number | boolean | undefined>,
-): URLSearchParams {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-  return params;
-}
-
-/** The `:id` of a sandbox route; a malformed id names no sandbox, so it is a 404 like an unknown one. */
-export function sandboxIdOf(c: AppContext): string {
-  const id = c.req.param('id') ?? '';
-  if (!sandboxIdParamsSchema.shape.id.safeParse(id).success) {
-    throw new ServiceError('SANDBOX_NOT_FOUND', `no live sandbox with id ${JSON.stringify(id)}`, { id });
-  }
-  return id;
 }

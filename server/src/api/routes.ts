@@ -1,10 +1,13 @@
 /**
- * The v1 route table: method, path, what each route takes and answers. The HTTP app registers a
- * handler for every operation here (the compiler checks none is missing) and the OpenAPI document
- * is generated from it, so the two cannot drift apart.
+ * The v1 route table: method, path, what each route takes and answers, and the errors of its own
+ * rules. It is the one declaration of each route: the HTTP app validates path, query and body
+ * with its schemas before the handler runs (handlers get the parsed values, typed from here), and
+ * the OpenAPI document is generated from it, so the three cannot drift apart.
  */
 import type { z } from 'zod';
+import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { NDJSON } from '../../../sandbox-images/runtime/src/protocol.js';
+import { sandboxNotFound, snapshotNotFound } from '../errors.js';
 import {
   acquireRequestSchema,
   archiveExtractSchema,
@@ -42,8 +45,16 @@ import {
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
 
-/** The OpenAPI tags, in the order the document lists them. */
-export const ROUTE_TAGS = ['system', 'sandboxes', 'exec', 'files', 'archive', 'snapshots', 'pools'] as const;
+/** The OpenAPI tags and what each groups, in the order the document lists them. */
+export const ROUTE_TAGS = {
+  system: 'Probes, metrics, this document and the registered sandbox types',
+  sandboxes: 'Acquire, inspect, keep alive and release sandboxes',
+  exec: 'Run commands in a sandbox',
+  files: "Read, write, list and move files in a sandbox's workspace",
+  archive: 'Move directories in and out as tar streams',
+  snapshots: 'Take, list and delete workspace snapshots; restores ride on acquire',
+  pools: 'Warm pools: targets and live counts',
+} as const;
 
 export interface BodySpec {
   contentType: string;
@@ -60,14 +71,24 @@ export interface RouteSpec {
   /** Hono syntax (`:id`); the OpenAPI builder writes `{id}`. */
   path: string;
   summary: string;
-  tag: (typeof ROUTE_TAGS)[number];
+  tag: keyof typeof ROUTE_TAGS;
   /** false: answers without a bearer token even when BEARER_TOKEN is set. */
   auth: boolean;
   params?: z.ZodObject;
+  /**
+   * A malformed path parameter names nothing, so it is answered as an unknown one would be (this
+   * error, e.g. SANDBOX_NOT_FOUND) rather than as VALIDATION_ERROR.
+   */
+  unknownParams?: (params: Record<string, string>) => Error;
   query?: z.ZodObject;
   body?: BodySpec;
-  /** Success answers; every route also answers errors as ErrorBody. */
+  /** Success answers; errors are answered as ErrorBody with the status their code names. */
   responses: Record<number, { description: string; content?: BodySpec[] }>;
+  /**
+   * The codes this route's own rules answer with. Those that follow from its shape (auth,
+   * validation, body limits, the server's own faults) are added by api/route-errors.ts.
+   */
+  errors: readonly ErrorCode[];
 }
 
 const json = (schema: z.ZodType): BodySpec[] => [{ contentType: 'application/json', schema }];
@@ -77,8 +98,24 @@ const gzipBody: BodySpec = {
   contentType: 'application/gzip',
   description: 'A gzipped tar stream (gzip=true)',
 };
-const sandboxParams = sandboxIdParamsSchema;
 const sandboxPath = '/v1/sandboxes/:id';
+/** The path parameters of a sandbox's routes; a malformed id is an unknown sandbox. */
+const sandboxParams = {
+  params: sandboxIdParamsSchema,
+  unknownParams: (params: Record<string, string>) => sandboxNotFound(params.id ?? ''),
+};
+const snapshotParams = {
+  params: snapshotIdParamsSchema,
+  unknownParams: (params: Record<string, string>) => snapshotNotFound(params.id ?? ''),
+};
+
+/** A claimed sandbox of the caller's, looked up in the state store. */
+const HELD_SANDBOX = ['SANDBOX_NOT_FOUND', 'SANDBOX_NOT_READY', 'STATE_STORE_UNAVAILABLE'] as const;
+/** A call forwarded to the sandbox's sandboxd. */
+const SANDBOXD_CALL = [...HELD_SANDBOX, 'UPSTREAM_ERROR', 'TIMEOUT'] as const;
+/** A path inside the workspace. */
+const WORKSPACE_PATH = ['PATH_OUTSIDE_WORKSPACE', 'PERMISSION_DENIED', 'FILE_NOT_FOUND'] as const;
+const SNAPSHOT_LOOKUP = ['SNAPSHOT_NOT_FOUND', 'STATE_STORE_UNAVAILABLE'] as const;
 
 export const ROUTES = [
   {
@@ -89,6 +126,7 @@ export const ROUTES = [
     tag: 'system',
     auth: false,
     responses: { 200: { description: 'Alive', content: json(healthSchema) } },
+    errors: [],
   },
   {
     operationId: 'ready',
@@ -98,6 +136,7 @@ export const ROUTES = [
     tag: 'system',
     auth: false,
     responses: { 200: { description: 'Ready', content: json(readySchema) } },
+    errors: ['STATE_STORE_UNAVAILABLE', 'UPSTREAM_ERROR'],
   },
   {
     operationId: 'metrics',
@@ -107,6 +146,7 @@ export const ROUTES = [
     tag: 'system',
     auth: true,
     responses: { 200: { description: 'Prometheus text format', content: [{ contentType: 'text/plain' }] } },
+    errors: [],
   },
   {
     operationId: 'openapi',
@@ -116,6 +156,7 @@ export const ROUTES = [
     tag: 'system',
     auth: true,
     responses: { 200: { description: 'OpenAPI 3.1', content: [{ contentType: 'application/json' }] } },
+    errors: [],
   },
   {
     operationId: 'listSandboxTypes',
@@ -125,6 +166,7 @@ export const ROUTES = [
     tag: 'system',
     auth: true,
     responses: { 200: { description: 'Types', content: json(sandboxTypeListSchema) } },
+    errors: ['STATE_STORE_UNAVAILABLE'],
   },
   {
     operationId: 'acquireSandbox',
@@ -135,6 +177,17 @@ export const ROUTES = [
     auth: true,
     body: { contentType: 'application/json', schema: acquireRequestSchema, optional: true },
     responses: { 201: { description: 'Acquired and bound to the caller', content: json(sandboxInfoSchema) } },
+    errors: [
+      'SANDBOX_TYPE_NOT_FOUND',
+      'NETWORK_POLICY_DENIED',
+      'CAPACITY_EXCEEDED',
+      'TENANT_LIMIT_EXCEEDED',
+      'SANDBOX_CREATE_FAILED',
+      'UPSTREAM_ERROR',
+      'TIMEOUT',
+      ...SNAPSHOT_LOOKUP,
+      'RESTORE_FAILED',
+    ],
   },
   {
     operationId: 'listSandboxes',
@@ -145,6 +198,7 @@ export const ROUTES = [
     auth: true,
     query: sandboxListQuerySchema,
     responses: { 200: { description: 'Sandboxes, oldest first', content: json(sandboxListSchema) } },
+    errors: ['STATE_STORE_UNAVAILABLE'],
   },
   {
     operationId: 'getSandbox',
@@ -153,8 +207,9 @@ export const ROUTES = [
     summary: 'One sandbox (never its token)',
     tag: 'sandboxes',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     responses: { 200: { description: 'The sandbox', content: json(sandboxInfoSchema) } },
+    errors: ['SANDBOX_NOT_FOUND', 'STATE_STORE_UNAVAILABLE'],
   },
   {
     operationId: 'releaseSandbox',
@@ -164,12 +219,13 @@ export const ROUTES = [
       'Release: destroy the sandbox and free its port and workspace; with snapshot=true, snapshot the workspace first',
     tag: 'sandboxes',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: releaseQuerySchema,
     responses: {
       200: { description: 'Snapshotted (snapshot=true), then released', content: json(snapshotInfoSchema) },
       204: { description: 'Released' },
     },
+    errors: [...SANDBOXD_CALL, 'SNAPSHOT_CONFLICT', 'SNAPSHOT_FAILED', 'TENANT_LIMIT_EXCEEDED'],
   },
   {
     operationId: 'keepaliveSandbox',
@@ -178,9 +234,10 @@ export const ROUTES = [
     summary: 'Refresh the idle timer, optionally with a new idle timeout',
     tag: 'sandboxes',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     body: { contentType: 'application/json', schema: keepaliveRequestSchema, optional: true },
     responses: { 200: { description: 'The sandbox', content: json(sandboxInfoSchema) } },
+    errors: HELD_SANDBOX,
   },
   {
     operationId: 'execInSandbox',
@@ -189,7 +246,7 @@ export const ROUTES = [
     summary: 'Run a command; with Accept: application/x-ndjson its output streams as events',
     tag: 'exec',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     body: { contentType: 'application/json', schema: execRequestSchema },
     responses: {
       200: {
@@ -200,6 +257,7 @@ export const ROUTES = [
         ],
       },
     },
+    errors: [...SANDBOXD_CALL, 'FILE_NOT_FOUND', 'NOT_A_DIRECTORY', 'PATH_OUTSIDE_WORKSPACE'],
   },
   {
     operationId: 'readFile',
@@ -208,9 +266,10 @@ export const ROUTES = [
     summary: 'Read a file',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: pathQuerySchema,
     responses: { 200: { description: 'The file', content: [octets] } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'IS_A_DIRECTORY'],
   },
   {
     operationId: 'writeFile',
@@ -219,10 +278,11 @@ export const ROUTES = [
     summary: 'Write a file (atomically; missing parents are created)',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: writeQuerySchema,
     body: octets,
     responses: { 200: { description: 'The written file', content: json(fileEntrySchema) } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'IS_A_DIRECTORY', 'NOT_A_DIRECTORY', 'QUOTA_EXCEEDED'],
   },
   {
     operationId: 'deleteFile',
@@ -231,9 +291,10 @@ export const ROUTES = [
     summary: 'Delete a file, a symlink or a directory (recursive=true for a non-empty one)',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: deleteQuerySchema,
     responses: { 204: { description: 'Deleted' } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'DIRECTORY_NOT_EMPTY'],
   },
   {
     operationId: 'listFiles',
@@ -242,9 +303,10 @@ export const ROUTES = [
     summary: 'List a directory, down to `depth` levels',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: listQuerySchema,
     responses: { 200: { description: 'Entries', content: json(fileListSchema) } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'NOT_A_DIRECTORY'],
   },
   {
     operationId: 'statFile',
@@ -253,9 +315,10 @@ export const ROUTES = [
     summary: 'Describe one path (a symlink itself, not its target)',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: pathQuerySchema,
     responses: { 200: { description: 'The entry', content: json(fileEntrySchema) } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH],
   },
   {
     operationId: 'moveFile',
@@ -264,9 +327,10 @@ export const ROUTES = [
     summary: 'Move or rename',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     body: { contentType: 'application/json', schema: moveRequestSchema },
     responses: { 200: { description: 'The entry at its new path', content: json(fileEntrySchema) } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'ALREADY_EXISTS', 'NOT_A_DIRECTORY', 'QUOTA_EXCEEDED'],
   },
   {
     operationId: 'makeDirectory',
@@ -275,9 +339,10 @@ export const ROUTES = [
     summary: 'Create a directory (parents too by default)',
     tag: 'files',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     body: { contentType: 'application/json', schema: mkdirRequestSchema },
     responses: { 200: { description: 'The directory', content: json(fileEntrySchema) } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'ALREADY_EXISTS', 'NOT_A_DIRECTORY', 'QUOTA_EXCEEDED'],
   },
   {
     operationId: 'downloadArchive',
@@ -286,9 +351,10 @@ export const ROUTES = [
     summary: 'A directory as a tar stream',
     tag: 'archive',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: archiveQuerySchema,
     responses: { 200: { description: 'The tar stream', content: [tarBody, gzipBody] } },
+    errors: [...SANDBOXD_CALL, ...WORKSPACE_PATH, 'NOT_A_DIRECTORY'],
   },
   {
     operationId: 'uploadArchive',
@@ -297,10 +363,18 @@ export const ROUTES = [
     summary: 'Unpack a tar stream into a directory',
     tag: 'archive',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     query: archiveQuerySchema,
     body: tarBody,
     responses: { 200: { description: 'How many entries were written', content: json(archiveExtractSchema) } },
+    errors: [
+      ...SANDBOXD_CALL,
+      ...WORKSPACE_PATH,
+      'NOT_A_DIRECTORY',
+      'INVALID_ARCHIVE',
+      'UNSAFE_ARCHIVE_ENTRY',
+      'QUOTA_EXCEEDED',
+    ],
   },
   {
     operationId: 'createSnapshot',
@@ -310,9 +384,10 @@ export const ROUTES = [
       'Snapshot the workspace to the snapshot store (a gzipped tar, streamed); with a key, as its new head',
     tag: 'snapshots',
     auth: true,
-    params: sandboxParams,
+    ...sandboxParams,
     body: { contentType: 'application/json', schema: snapshotRequestSchema, optional: true },
     responses: { 201: { description: 'Stored', content: json(snapshotInfoSchema) } },
+    errors: [...SANDBOXD_CALL, 'SNAPSHOT_CONFLICT', 'SNAPSHOT_FAILED', 'TENANT_LIMIT_EXCEEDED'],
   },
   {
     operationId: 'listSnapshots',
@@ -323,6 +398,7 @@ export const ROUTES = [
     auth: true,
     query: snapshotListQuerySchema,
     responses: { 200: { description: 'Snapshots', content: json(snapshotListSchema) } },
+    errors: ['STATE_STORE_UNAVAILABLE'],
   },
   {
     operationId: 'getSnapshot',
@@ -331,8 +407,9 @@ export const ROUTES = [
     summary: 'One snapshot',
     tag: 'snapshots',
     auth: true,
-    params: snapshotIdParamsSchema,
+    ...snapshotParams,
     responses: { 200: { description: 'The snapshot', content: json(snapshotInfoSchema) } },
+    errors: SNAPSHOT_LOOKUP,
   },
   {
     operationId: 'deleteSnapshot',
@@ -341,8 +418,9 @@ export const ROUTES = [
     summary: "Delete a snapshot; deleting a key's head moves the head back to the previous version",
     tag: 'snapshots',
     auth: true,
-    params: snapshotIdParamsSchema,
+    ...snapshotParams,
     responses: { 204: { description: 'Deleted' } },
+    errors: SNAPSHOT_LOOKUP,
   },
   {
     operationId: 'listPools',
@@ -352,6 +430,7 @@ export const ROUTES = [
     tag: 'pools',
     auth: true,
     responses: { 200: { description: 'Pools', content: json(poolListSchema) } },
+    errors: ['STATE_STORE_UNAVAILABLE'],
   },
   {
     operationId: 'resizePool',
@@ -363,6 +442,7 @@ export const ROUTES = [
     params: poolTypeParamsSchema,
     body: { contentType: 'application/json', schema: poolResizeRequestSchema },
     responses: { 200: { description: 'The pool', content: json(poolStatusSchema) } },
+    errors: ['FORBIDDEN', 'SANDBOX_TYPE_NOT_FOUND', 'STATE_STORE_UNAVAILABLE'],
   },
 ] as const satisfies readonly RouteSpec[];
 

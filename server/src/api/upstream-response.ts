@@ -1,20 +1,19 @@
 /**
- * sandboxd's answer as ours: status and content headers kept, the body streamed through untouched.
- * When the caller hangs up, Hono cancels the stream, which destroys the upstream response and its
- * socket, so sandboxd sees the close (and kills a running exec).
+ * sandboxd's answer as ours: status and the passable headers kept, the body streamed through
+ * untouched. When the caller hangs up, Hono cancels the stream, which destroys the upstream
+ * response and its socket, so sandboxd sees the close (and kills a running exec).
  */
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { discard, passableHeaders } from '../manager/sandboxd-client.js';
+import type { CallScope, SandboxdAnswer } from '../manager/data-plane.js';
+import type { AppContext } from './context.js';
 
-export function relay(upstream: IncomingMessage): Response {
-  const status = upstream.statusCode ?? 200;
-  const headers = passableHeaders(upstream.headers);
-  if (status === 204 || status === 304) {
-    discard(upstream);
-    return new Response(null, { status, headers });
-  }
+export function relay({ status, headers, body }: SandboxdAnswer): Response {
   // Node's web stream type and the DOM lib's are the same object under two declarations.
-  const body = Readable.toWeb(upstream) as unknown as ReadableStream<Uint8Array>;
-  return new Response(body, { status, headers });
+  const stream = body === null ? null : (Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>);
+  return new Response(stream, { status, headers });
+}
+
+/** The caller, and the connection's signal: a caller hanging up ends the sandboxd call. */
+export function callScope(c: AppContext): CallScope {
+  return { caller: c.get('caller'), signal: c.req.raw.signal };
 }

@@ -4,11 +4,14 @@
  * instance slots, records and idle timestamps all live in the StateStore.
  *
  * Acquire, in order:
- *   1. claim a warm sandbox of the type (atomic in the store) and kick the refiller, or, with the
+ *   1. with `restore`, find the snapshot it names (an unknown one costs no sandbox);
+ *   2. claim a warm sandbox of the type (atomic in the store) and kick the refiller, or, with the
  *      pool empty, create one cold if MAX_SANDBOX_INSTANCES allows (else CAPACITY_EXCEEDED);
- *   2. bind it to the caller: POST /init on its sandboxd with a fresh token and the caller's env
+ *   3. bind it to the caller: POST /init on its sandboxd with a fresh token and the caller's env
  *      over the type's, then record the token's nonce, session, metadata and timeouts;
- *   3. if binding fails, destroy that sandbox and try another (a few times at most).
+ *   4. if binding fails, destroy that sandbox and try another (a few times at most);
+ *   5. with `restore`, stream the snapshot into the workspace (snapshot-restorer.ts); if that
+ *      fails, release the sandbox and fail the acquire.
  *
  * Every call names its caller (tenants/caller.ts). A tenant's acquire first counts against its
  * acquires per minute, and its claim or create takes one of its maxSandboxes slots in the same
@@ -20,7 +23,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deployers/deployer.js';
-import { describeCodedError, messageOf, ServiceError } from '../errors.js';
+import { describeCodedError, messageOf, ServiceError, sandboxNotFound } from '../errors.js';
 import { detached, type Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
@@ -29,10 +32,12 @@ import type { RecordFilter, SandboxRecord, SandboxStatus, StateStore } from '../
 import { type Caller, mayAccess } from '../tenants/caller.js';
 import { PoolRefiller, type PoolStatus } from './pool-refiller.js';
 import { Provisioner } from './provisioner.js';
+import { checkReady } from './readiness.js';
 import { Reaper } from './reaper.js';
 import { mayDestroyUnclaimed, Reconciler } from './reconciler.js';
 import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient, SandboxdTarget, UpstreamRequest } from './sandboxd-client.js';
+import type { PendingRestore, RestoreRequest, WorkspaceRestorer } from './snapshot-restorer.js';
 import { ACQUIRE_WINDOW_MS, acquireRateExceeded, quotaOf } from './tenant-limits.js';
 
 export interface AcquireRequest {
@@ -46,6 +51,8 @@ export interface AcquireRequest {
   network?: NetworkPolicy;
   /** With `allowlist`: the CIDRs the sandbox may reach (within the type's own allowlist, if it has one). */
   allow?: string[];
+  /** A snapshot to restore into the workspace before the sandbox is handed out. */
+  restore?: RestoreRequest;
 }
 
 /** Policies from the most open to the strictest; an acquire may move only towards the end. */
@@ -61,6 +68,8 @@ export interface SandboxManagerDeps {
   tokens: SandboxTokens;
   /** This replica among the deployment's others: leadership, liveness, refill requests. */
   coordinator: Coordinator;
+  /** Finds the snapshots that acquires restore, and streams them in. */
+  restorer: WorkspaceRestorer;
   metrics: ServerMetrics;
   logger: Logger;
 }
@@ -151,11 +160,15 @@ export class SandboxManager {
     return this.refiller.idle();
   }
 
-  /** The bound sandbox, the caller's; its `fromPool` says whether it came warm from the pool. */
+  /**
+   * The bound sandbox, the caller's; its `fromPool` says whether it came warm from the pool. With
+   * `restore`, the snapshot is found before any sandbox is taken and restored before it is handed
+   * out; a restore that fails releases that sandbox and fails the acquire (it never starts empty
+   * unless the caller allowed that for a key with no snapshot yet).
+   */
   async acquire(request: AcquireRequest, caller: Caller): Promise<SandboxRecord> {
     this.assertRunning();
-    const { registry, store, metrics, logger } = this.deps;
-    const registered = registry.require(request.type ?? this.defaultType);
+    const registered = this.deps.registry.require(request.type ?? this.defaultType);
     const maxTtl = maxTtlOf(registered, this.deps.config);
     if (request.ttlSeconds !== undefined && maxTtl > 0 && request.ttlSeconds > maxTtl) {
       throw new ServiceError(
@@ -165,10 +178,23 @@ export class SandboxManager {
       );
     }
     const type = withNetwork(registered, request);
+    const restore = request.restore && (await this.deps.restorer.find(request.restore, caller));
     await this.countAcquire(caller);
-    const tenant = quotaOf(caller);
     // Pooled sandboxes have the type's own policy; any other is made for this caller.
-    const poolable = type === registered;
+    const bound = await this.claimAndBind(type, type === registered, request, caller);
+    if (restore) await this.restoreOrRelease(bound, caller, restore);
+    return bound;
+  }
+
+  /** A warm sandbox (when `poolable`) or a new one, bound; another is tried when binding fails. */
+  private async claimAndBind(
+    type: SandboxType,
+    poolable: boolean,
+    request: AcquireRequest,
+    caller: Caller,
+  ): Promise<SandboxRecord> {
+    const { store, metrics, logger } = this.deps;
+    const tenant = quotaOf(caller);
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       // A full tenant claims nothing; its cold create below then refuses it.
@@ -204,6 +230,24 @@ export class SandboxManager {
     }
   }
 
+  private async restoreOrRelease(
+    sandbox: SandboxRecord,
+    caller: Caller,
+    restore: PendingRestore,
+  ): Promise<void> {
+    try {
+      await restore.into(sandbox, (upstream) => this.call(sandbox.id, caller, upstream));
+    } catch (err) {
+      await this.release(sandbox.id, caller).catch((releaseErr: unknown) =>
+        this.deps.logger.error(
+          { sandboxId: sandbox.id, err: messageOf(releaseErr) },
+          'releasing a sandbox whose restore failed failed too; the reaper will collect it',
+        ),
+      );
+      throw err;
+    }
+  }
+
   /**
    * A live sandbox of this deployment the caller may see; SANDBOX_NOT_FOUND otherwise. Does not
    * count as activity.
@@ -216,7 +260,7 @@ export class SandboxManager {
       record.status === 'releasing' ||
       !mayAccess(caller, record.tenantId)
     ) {
-      throw notFound(id);
+      throw sandboxNotFound(id);
     }
     return record;
   }
@@ -236,7 +280,7 @@ export class SandboxManager {
     const patch: Partial<SandboxRecord> = { lastActiveAt: Date.now() };
     if (idleTimeoutSeconds !== undefined) patch.idleTimeoutSeconds = idleTimeoutSeconds;
     const updated = await this.deps.store.update(id, patch);
-    if (!updated) throw notFound(id);
+    if (!updated) throw sandboxNotFound(id);
     return updated;
   }
 
@@ -261,6 +305,11 @@ export class SandboxManager {
       stopHeartbeat();
       throw err;
     }
+  }
+
+  /** Throws when the state store or the deployer does not answer (the readiness probe). */
+  checkReady(): Promise<void> {
+    return checkReady(this.deps);
   }
 
   async pools(): Promise<PoolStatus[]> {
@@ -546,10 +595,6 @@ function sandboxAtFault(err: unknown): boolean {
     code === 'ALREADY_INITIALIZED' ||
     code === 'SANDBOX_NOT_FOUND'
   );
-}
-
-function notFound(id: string): ServiceError {
-  return new ServiceError('SANDBOX_NOT_FOUND', `no live sandbox with id ${id}`, { id });
 }
 
 async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

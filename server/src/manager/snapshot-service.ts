@@ -1,5 +1,5 @@
 /**
- * Snapshots of sandbox workspaces, and restores into sandboxes being acquired. The rules:
+ * Snapshots of sandbox workspaces (restores are a step of acquire: snapshot-restorer.ts). The rules:
  *
  * - a snapshot streams sandboxd's `GET /archive?path=.&gzip=true` straight into the snapshot store,
  *   never holding it whole; the store records it only once every byte is stored, moves a key's
@@ -7,11 +7,6 @@
  *   last good one;
  * - snapshot-then-release releases only once the snapshot is stored: when the snapshot fails the
  *   sandbox keeps running and the caller gets the error, so no work is lost;
- * - an acquire with `restore` finds the snapshot first (an unknown id or key costs no sandbox),
- *   then acquires and streams the snapshot into sandboxd's `PUT /archive` (staged there,
- *   all-or-nothing) before handing the sandbox out. A restore that fails destroys that sandbox and
- *   fails the acquire with RESTORE_FAILED or SNAPSHOT_NOT_FOUND; it never quietly starts empty,
- *   unless the caller allowed that for a key that has no snapshot yet;
  * - a tenant's snapshots are its own: its keys live in its namespace of the store (tenantKey), so
  *   tenants A and B both have a key "k" without meeting, and another's snapshot id answers
  *   SNAPSHOT_NOT_FOUND exactly as an unknown one; the bytes it keeps stay under its snapshotBytes,
@@ -20,21 +15,17 @@
  *   they add together).
  */
 import { type Readable, Transform } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
-import { describeCodedError, messageOf, ServiceError } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
-import type { ServerMetrics } from '../observability/metrics.js';
+import { pipeline } from 'node:stream/promises';
+import { describeCodedError } from '../errors.js';
 import {
   callerKeyOf,
   type SnapshotRecord,
   type SnapshotStore,
   tenantKey,
 } from '../snapshots/snapshot-store.js';
-import type { SandboxRecord } from '../state/state-store.js';
 import { type Caller, mayAccess, tenantIdOf } from '../tenants/caller.js';
-import type { AcquireRequest, SandboxManager } from './sandbox-manager.js';
-import { discard } from './sandboxd-client.js';
+import type { SandboxManager } from './sandbox-manager.js';
+import { ownedSnapshot, type SnapshotOutcomes, workspaceArchive } from './snapshot-outcomes.js';
 import { snapshotBytesExceeded } from './tenant-limits.js';
 
 /** A snapshot as its caller sees it: its own key, and no owner (a caller sees only its own). */
@@ -50,44 +41,11 @@ export interface SnapshotOptions {
   expectedHead?: string | null;
 }
 
-/** What an acquire restores: one snapshot, or the head of a key. */
-export type RestoreRequest = { snapshotId: string } | { key: string; allowEmpty?: boolean };
-
 export interface SnapshotServiceDeps {
-  manager: Pick<SandboxManager, 'acquire' | 'get' | 'call' | 'release'>;
+  manager: Pick<SandboxManager, 'get' | 'call' | 'release'>;
   store: SnapshotStore;
-  metrics: ServerMetrics;
-  logger: Logger;
+  outcomes: SnapshotOutcomes;
 }
-
-type Operation = 'snapshot' | 'restore';
-
-/**
- * Codes that already say what went wrong (a missing or busy sandbox, a lost CAS, a full store, a
- * full workspace, the server going down); any other failure becomes SNAPSHOT_FAILED, or RESTORE_FAILED for a restore.
- */
-const PASSED_ON: Record<Operation, ReadonlySet<ErrorCode>> = {
-  snapshot: new Set<ErrorCode>([
-    'SANDBOX_NOT_FOUND',
-    'SANDBOX_NOT_READY',
-    'SNAPSHOT_CONFLICT',
-    'SNAPSHOT_FAILED',
-    'PAYLOAD_TOO_LARGE',
-    'QUOTA_EXCEEDED',
-    'VALIDATION_ERROR',
-    'SHUTTING_DOWN',
-    'STATE_STORE_UNAVAILABLE',
-    'TENANT_LIMIT_EXCEEDED',
-  ]),
-  restore: new Set<ErrorCode>([
-    'SNAPSHOT_NOT_FOUND',
-    'RESTORE_FAILED',
-    // The snapshot is larger than the new sandbox's workspace quota.
-    'QUOTA_EXCEEDED',
-    'SHUTTING_DOWN',
-    'STATE_STORE_UNAVAILABLE',
-  ]),
-};
 
 export class SnapshotService {
   constructor(private readonly deps: SnapshotServiceDeps) {}
@@ -113,10 +71,10 @@ export class SnapshotService {
         type: sandbox.type,
         tenantId,
       });
-      this.observe('snapshot', started, record);
+      this.deps.outcomes.succeeded('snapshot', started, record);
       return view(record);
     } catch (err) {
-      throw this.failed('snapshot', started, err, { sandboxId, key: options.key ?? null });
+      throw this.deps.outcomes.failed('snapshot', started, err, { sandboxId, key: options.key ?? null });
     }
   }
 
@@ -136,37 +94,6 @@ export class SnapshotService {
     return record;
   }
 
-  /** Acquires a sandbox and, with `restore`, hydrates its workspace before handing it out. */
-  async acquire(request: AcquireRequest, caller: Caller, restore?: RestoreRequest): Promise<SandboxRecord> {
-    const { manager, logger } = this.deps;
-    if (restore === undefined) return manager.acquire(request, caller);
-    let started = performance.now();
-    let snapshot: SnapshotRecord | null;
-    try {
-      snapshot = await this.snapshotToRestore(restore, caller);
-    } catch (err) {
-      throw this.failed('restore', started, err, restore);
-    }
-    const sandbox = await manager.acquire(request, caller);
-    if (snapshot === null) return sandbox;
-    started = performance.now();
-    try {
-      await this.restoreInto(sandbox, snapshot, caller);
-    } catch (err) {
-      await manager
-        .release(sandbox.id, caller)
-        .catch((releaseErr: unknown) =>
-          logger.error(
-            { sandboxId: sandbox.id, err: messageOf(releaseErr) },
-            'releasing a sandbox whose restore failed failed too; the reaper will collect it',
-          ),
-        );
-      throw this.failed('restore', started, err, { sandboxId: sandbox.id, snapshotId: snapshot.id });
-    }
-    this.observe('restore', started, snapshot, sandbox.id);
-    return sandbox;
-  }
-
   /** The caller's snapshots (every one for the admin), newest first: by version within a key, by creation time otherwise. */
   async list(caller: Caller, filter: { key?: string } = {}): Promise<SnapshotView[]> {
     const tenantId = tenantIdOf(caller);
@@ -184,17 +111,12 @@ export class SnapshotService {
   async delete(id: string, caller: Caller): Promise<SnapshotView> {
     await this.owned(id, caller);
     const record = await this.deps.store.delete(id);
-    this.deps.logger.info({ snapshotId: id, key: record.key }, 'snapshot deleted');
+    this.deps.outcomes.deleted(record);
     return view(record);
   }
 
-  /** The caller's snapshot; another tenant's answers exactly as a missing one. */
-  private async owned(id: string, caller: Caller): Promise<SnapshotRecord> {
-    const record = await this.deps.store.get(id);
-    if (!mayAccess(caller, record.tenantId)) {
-      throw new ServiceError('SNAPSHOT_NOT_FOUND', `no snapshot with id "${id}"`, { id });
-    }
-    return record;
+  private owned(id: string, caller: Caller): Promise<SnapshotRecord> {
+    return ownedSnapshot(this.deps.store, id, caller);
   }
 
   /**
@@ -211,82 +133,6 @@ export class SnapshotService {
     const exceeded = () => snapshotBytesExceeded(id, max, used);
     if (used >= max) throw exceeded();
     return { bytes: max - used, exceeded };
-  }
-
-  /** The snapshot a restore names; null for a key with none when the caller allowed an empty start. */
-  private async snapshotToRestore(restore: RestoreRequest, caller: Caller): Promise<SnapshotRecord | null> {
-    const { store } = this.deps;
-    if ('snapshotId' in restore) return this.owned(restore.snapshotId, caller);
-    const head = await store.latest(tenantKey(tenantIdOf(caller), restore.key));
-    if (head !== null || restore.allowEmpty === true) return head;
-    throw new ServiceError(
-      'SNAPSHOT_NOT_FOUND',
-      `snapshot key "${restore.key}" has no snapshot; pass allowEmpty: true to start empty instead`,
-      { key: restore.key },
-    );
-  }
-
-  /**
-   * Streams the snapshot into the workspace. Success is sandboxd's 200 and a clean end of the
-   * snapshot's bytes, which the store checks against their sha256 as they go by: a mismatch errors
-   * the stream, the upload breaks off, and sandboxd, which stages the whole archive before
-   * touching the workspace, changes nothing.
-   */
-  private async restoreInto(sandbox: SandboxRecord, snapshot: SnapshotRecord, caller: Caller): Promise<void> {
-    const { stream } = await this.deps.store.open(snapshot.id);
-    const consumed = finished(stream);
-    consumed.catch(() => undefined);
-    try {
-      const answer = await this.deps.manager.call(sandbox.id, caller, {
-        method: 'PUT',
-        path: '/archive',
-        query: workspaceArchive(),
-        headers: { 'content-type': 'application/gzip' },
-        body: stream,
-      });
-      discard(answer);
-      await consumed;
-    } catch (err) {
-      stream.destroy();
-      throw err;
-    }
-  }
-
-  private observe(operation: Operation, started: number, record: SnapshotRecord, sandboxId?: string): void {
-    const { metrics, logger } = this.deps;
-    const seconds = (performance.now() - started) / 1000;
-    metrics.snapshotsTotal.inc({ operation, outcome: 'ok' });
-    metrics.snapshotDuration.observe({ operation, outcome: 'ok' }, seconds);
-    metrics.snapshotBytes.inc({ operation }, record.sizeBytes);
-    logger.info(
-      {
-        sandboxId: sandboxId ?? record.sandboxId,
-        snapshotId: record.id,
-        key: record.key,
-        version: record.version,
-        sizeBytes: record.sizeBytes,
-        ms: Math.round(seconds * 1000),
-      },
-      operation === 'snapshot' ? 'snapshot taken' : 'snapshot restored',
-    );
-  }
-
-  /** Counts and logs a failure, and gives the error to throw: the cause's own code, or the operation's. */
-  private failed(
-    operation: Operation,
-    started: number,
-    err: unknown,
-    context: Record<string, unknown>,
-  ): Error {
-    const { metrics, logger } = this.deps;
-    const error = asOperationError(operation, err, context);
-    metrics.snapshotsTotal.inc({ operation, outcome: error.code });
-    metrics.snapshotDuration.observe(
-      { operation, outcome: error.code },
-      (performance.now() - started) / 1000,
-    );
-    logger.warn({ ...context, code: error.code, err: error.message }, `${operation} failed`);
-    return error;
   }
 }
 
@@ -307,27 +153,4 @@ function withinBudget(source: Readable, budget: number, exceeded: () => Error): 
   // The error reaches the store through `gate`; pipeline only ties the two streams' ends together.
   pipeline(source, gate).catch(() => undefined);
   return gate;
-}
-
-function workspaceArchive(): URLSearchParams {
-  return new URLSearchParams({ path: '.', gzip: 'true' });
-}
-
-function asOperationError(
-  operation: Operation,
-  err: unknown,
-  context: Record<string, unknown>,
-): Error & { code: ErrorCode } {
-  const known = describeCodedError(err);
-  if (known && PASSED_ON[operation].has(known.code)) {
-    return err instanceof ServiceError ? err : new ServiceError(known.code, known.message, known.details);
-  }
-  const code = operation === 'snapshot' ? 'SNAPSHOT_FAILED' : 'RESTORE_FAILED';
-  const what = operation === 'snapshot' ? 'the snapshot could not be taken' : 'the restore failed';
-  return new ServiceError(
-    code,
-    `${what}: ${messageOf(err)}`,
-    { ...context, ...(known ? { cause: known.code } : {}) },
-    { cause: err },
-  );
 }

@@ -5,7 +5,6 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
-import type { SandboxStatus } from '../state/state-store.js';
 
 export interface PoolGaugeValues {
   type: string;
@@ -16,7 +15,8 @@ export interface PoolGaugeValues {
 
 export interface StateGaugeSource {
   pools(): Promise<PoolGaugeValues[]>;
-  countsByStatus(): Promise<Record<SandboxStatus, number>>;
+  /** Sandboxes by record status; keyed by plain strings, so metrics need no part of the state model. */
+  countsByStatus(): Promise<Record<string, number>>;
 }
 
 const PREFIX = 'runtime_sandbox_';

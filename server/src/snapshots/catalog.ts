@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { describeCodedError, messageOf, ServiceError } from '../errors.js';
+import { describeCodedError, messageOf, ServiceError, snapshotNotFound } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { BlobStore } from './blob-store.js';
 import { verified } from './digest.js';
@@ -128,7 +128,7 @@ export class SnapshotCatalog implements SnapshotStore {
 
   async get(id: string): Promise<SnapshotRecord> {
     const record = snapshotIdSchema.safeParse(id).success ? await this.metadata.getRecord(id) : null;
-    if (record === null) throw new ServiceError('SNAPSHOT_NOT_FOUND', `no snapshot with id "${id}"`, { id });
+    if (record === null) throw snapshotNotFound(id);
     return record;
   }
 

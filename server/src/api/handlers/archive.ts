@@ -1,26 +1,13 @@
 /** A directory out as a tar stream, or a tar stream into a directory; neither is buffered here. */
 import type { ApiDeps } from '../context.js';
-import { readQuery, sandboxIdOf, toSearchParams, uploadBody } from '../request-input.js';
-import { archiveQuerySchema } from '../schemas.js';
-import { relay } from '../upstream-response.js';
-import { forward } from './forward.js';
+import { callScope, relay } from '../upstream-response.js';
 import type { Handlers } from './types.js';
 
-export function archiveHandlers({
-  manager,
-  bodies,
-}: ApiDeps): Pick<Handlers, 'downloadArchive' | 'uploadArchive'> {
+export function archiveHandlers({ dataPlane }: ApiDeps): Pick<Handlers, 'downloadArchive' | 'uploadArchive'> {
   return {
-    downloadArchive: async (c) => {
-      const query = toSearchParams(readQuery(c, archiveQuerySchema));
-      return relay(await forward(c, manager, sandboxIdOf(c), { method: 'GET', path: '/archive', query }));
-    },
-    uploadArchive: async (c) => {
-      const id = sandboxIdOf(c);
-      const query = toSearchParams(readQuery(c, archiveQuerySchema));
-      const body = uploadBody(c, bodies.upload);
-      const headers = { 'content-type': 'application/x-tar' };
-      return relay(await forward(c, manager, id, { method: 'PUT', path: '/archive', query, headers, body }));
-    },
+    downloadArchive: async (c, { params, query }) =>
+      relay(await dataPlane.downloadArchive(params.id, callScope(c), query)),
+    uploadArchive: async (c, { params, query, body }) =>
+      relay(await dataPlane.uploadArchive(params.id, callScope(c), query, body)),
   };
 }

@@ -1,35 +1,17 @@
 /**
- * Exec: validated with sandboxd's own schema, forwarded, and answered as sandboxd answers: one JSON
+ * Exec: validated with sandboxd's own schema, run, and answered as sandboxd answers: one JSON
  * result, or (Accept: application/x-ndjson) the event stream passed on as it comes.
  */
 import { NDJSON } from '../../../../sandbox-images/runtime/src/protocol.js';
 import type { ApiDeps } from '../context.js';
-import { readJsonBody, sandboxIdOf } from '../request-input.js';
-import { execRequestSchema } from '../schemas.js';
-import { relay } from '../upstream-response.js';
-import { forward, jsonRequestBody } from './forward.js';
+import { callScope, relay } from '../upstream-response.js';
 import type { Handlers } from './types.js';
 
-export function execHandlers({ manager, bodies, metrics }: ApiDeps): Pick<Handlers, 'execInSandbox'> {
+export function execHandlers({ dataPlane }: ApiDeps): Pick<Handlers, 'execInSandbox'> {
   return {
-    execInSandbox: async (c) => {
-      const started = performance.now();
-      const id = sandboxIdOf(c);
-      const request = await readJsonBody(c, execRequestSchema, bodies.json);
+    execInSandbox: async (c, { params, body }) => {
       const streamed = (c.req.header('accept') ?? '').includes(NDJSON);
-      const mode = streamed ? 'stream' : 'json';
-      metrics.execTotal.inc({ mode });
-      const body = jsonRequestBody(request);
-      const upstream = await forward(c, manager, id, {
-        method: 'POST',
-        path: '/exec',
-        body: body.body,
-        headers: { ...body.headers, ...(streamed ? { accept: NDJSON } : {}) },
-      });
-      upstream.once('close', () =>
-        metrics.execDuration.observe({ mode }, (performance.now() - started) / 1000),
-      );
-      return relay(upstream);
+      return relay(await dataPlane.exec(params.id, callScope(c), body, streamed));
     },
   };
 }

@@ -1,14 +1,7 @@
 /** Acquire, list, inspect, keep alive and release sandboxes. */
 import type { SandboxRecord } from '../../state/state-store.js';
 import type { ApiDeps } from '../context.js';
-import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
-import {
-  acquireRequestSchema,
-  keepaliveRequestSchema,
-  releaseQuerySchema,
-  type SandboxInfo,
-  sandboxListQuerySchema,
-} from '../schemas.js';
+import type { SandboxInfo } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 /** What callers see of a record: ISO times, and never the token, handle or host details. */
@@ -34,20 +27,16 @@ type SandboxHandlers = Pick<
   'acquireSandbox' | 'listSandboxes' | 'getSandbox' | 'releaseSandbox' | 'keepaliveSandbox'
 >;
 
-export function sandboxHandlers({ manager, snapshots, bodies }: ApiDeps): SandboxHandlers {
+export function sandboxHandlers({ manager, snapshots }: ApiDeps): SandboxHandlers {
   return {
-    acquireSandbox: async (c) => {
-      const { restore, ...request } = await readJsonBody(c, acquireRequestSchema, bodies.json);
-      return c.json(toSandboxInfo(await snapshots.acquire(request, c.get('caller'), restore)), 201);
-    },
-    listSandboxes: async (c) => {
-      const records = await manager.list(readQuery(c, sandboxListQuerySchema), c.get('caller'));
+    acquireSandbox: async (c, { body }) =>
+      c.json(toSandboxInfo(await manager.acquire(body, c.get('caller'))), 201),
+    listSandboxes: async (c, { query }) => {
+      const records = await manager.list(query, c.get('caller'));
       return c.json({ sandboxes: records.map(toSandboxInfo) });
     },
-    getSandbox: async (c) => c.json(toSandboxInfo(await manager.get(sandboxIdOf(c), c.get('caller')))),
-    releaseSandbox: async (c) => {
-      const id = sandboxIdOf(c);
-      const { snapshot, key, expectedHead } = readQuery(c, releaseQuerySchema);
+    getSandbox: async (c, { params }) => c.json(toSandboxInfo(await manager.get(params.id, c.get('caller')))),
+    releaseSandbox: async (c, { params: { id }, query: { snapshot, key, expectedHead } }) => {
       if (snapshot === 'true') {
         // An empty expectedHead stands for null in a query string: the key must have no snapshot yet.
         const head = expectedHead === '' ? null : expectedHead;
@@ -57,10 +46,7 @@ export function sandboxHandlers({ manager, snapshots, bodies }: ApiDeps): Sandbo
       await manager.release(id, c.get('caller'));
       return c.body(null, 204);
     },
-    keepaliveSandbox: async (c) => {
-      const id = sandboxIdOf(c);
-      const { idleTimeoutSeconds } = await readJsonBody(c, keepaliveRequestSchema, bodies.json);
-      return c.json(toSandboxInfo(await manager.keepalive(id, c.get('caller'), idleTimeoutSeconds)));
-    },
+    keepaliveSandbox: async (c, { params, body }) =>
+      c.json(toSandboxInfo(await manager.keepalive(params.id, c.get('caller'), body.idleTimeoutSeconds))),
   };
 }
