@@ -48,7 +48,7 @@ export {
   type ToolCallOutcome,
   type ToolDefinition,
   type WriteFileResult,
-} from './tools.js';
+} from './tools/index.js';
 export {
   DEFAULT_WORKSPACE_ROOTS,
   type MemoryFile,

@@ -18,7 +18,7 @@ import type { CreateSandboxOptions, SnapshotInfo } from '../types.js';
 import { type ExecutionGuard, InProcessGuard } from './guard.js';
 import { type ProjectionOptions, type ProjectionResult, projectWorkspace } from './projection.js';
 import { type IsolationScope, type RuntimeContext, scopeKey } from './scope.js';
-import { AgentTools, type AgentToolsOptions } from './tools.js';
+import { AgentTools, type AgentToolsOptions } from './tools/index.js';
 import type { WorkspaceSource } from './workspace-source.js';
 
 /** The sandbox each turn runs in: what `client.create` takes, less what the harness sets itself. */

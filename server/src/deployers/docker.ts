@@ -15,7 +15,9 @@
  * the container's address. Every bridge is named `rsbx<p|a|n>…` so the host filter finds it.
  * Every sandbox resolves names through the resolver on its network's gateway (sandbox-dns.ts),
  * which enforces the allowlist's domains. `create` is one createContainer plus one start; an
- * inspect only when the container's address is needed.
+ * inspect only when the container's address is needed. `destroy` is one remove for the containers
+ * this process made (it knows their allowlist address); others, e.g. a previous run's, are
+ * inspected first for theirs.
  */
 import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
@@ -97,6 +99,8 @@ export class DockerDeployer implements Deployer {
   private readonly dns: SandboxDns;
   private readonly networks = new Map<NetworkPolicy, Promise<SandboxNetwork>>();
   private readonly allowlists = new Map<string, { domains: string[] | undefined; until: number }>();
+  /** Containers this process made and has not destroyed: handle -> allowlist address (undefined: none). */
+  private readonly made = new Map<string, string | undefined>();
   private readonly workspaces: WorkspaceStorage;
   private readonly logger: Logger;
 
@@ -187,7 +191,10 @@ export class DockerDeployer implements Deployer {
       if (allowlisted) {
         // Until its rules exist the allowlist bridge lets the sandbox send nothing at all.
         const { host } = await this.addressOn(container, networking.network);
+        this.made.set(container.id, host);
         await this.firewall.allow(host, spec.type.security.allow.filter(isAddressRange));
+      } else {
+        this.made.set(container.id, undefined);
       }
       if (networking.kind === 'attach') {
         return { handle: container.id, endpoint: await this.addressOn(container, networking.network) };
@@ -209,9 +216,12 @@ export class DockerDeployer implements Deployer {
   async destroy(handle: string): Promise<void> {
     try {
       const container = this.docker.getContainer(handle);
-      const allowlisted = (await container.inspect()).NetworkSettings.Networks[
-        this.networkNames('allowlist').name
-      ]?.IPAddress;
+      const allowlisted = this.made.has(handle)
+        ? this.made.get(handle)
+        : (await container.inspect()).NetworkSettings.Networks[this.networkNames('allowlist').name]
+            ?.IPAddress;
+      // Forgotten first: a retry after a failure below inspects again, which is always right.
+      this.made.delete(handle);
       await container.remove({ force: true, v: true });
       // After the container: its address must not go to a successor while the rules still hold.
       if (allowlisted) {
@@ -236,12 +246,18 @@ export class DockerDeployer implements Deployer {
   }
 
   async list(deploymentId: string): Promise<ContainerSummary[]> {
+    const known = [...this.made.keys()];
     const containers = await this.docker.listContainers({
       all: true,
       filters: {
         label: [`${LABELS.managedBy}=${MANAGED_BY_VALUE}`, `${LABELS.deployment}=${deploymentId}`],
       },
     });
+    if (deploymentId === this.deploymentId) {
+      // Ones another worker or replica destroyed; those made during the listing are not in `known`.
+      const listed = new Set(containers.map((c) => c.Id));
+      for (const handle of known) if (!listed.has(handle)) this.made.delete(handle);
+    }
     return containers.map((c) => ({
       handle: c.Id,
       sandboxId: c.Labels[LABELS.sandboxId],
@@ -445,12 +461,16 @@ export class DockerDeployer implements Deployer {
         network: [name],
       },
     });
-    const holder = containers.find((c) => c.NetworkSettings?.Networks?.[name]?.IPAddress === address);
-    const domains = holder
-      ? (holder.Labels[ALLOW_DOMAINS_LABEL] ?? '').split(',').filter((d) => d !== '')
-      : undefined;
-    this.allowlists.set(address, { domains, until: Date.now() + ALLOWLIST_CACHE_MS });
-    return domains;
+    // One listing answers for every sandbox on the network, not just the one that asked.
+    const until = Date.now() + ALLOWLIST_CACHE_MS;
+    this.allowlists.set(address, { domains: undefined, until });
+    for (const container of containers) {
+      const holder = container.NetworkSettings?.Networks?.[name]?.IPAddress;
+      if (!holder) continue;
+      const domains = (container.Labels[ALLOW_DOMAINS_LABEL] ?? '').split(',').filter((d) => d !== '');
+      this.allowlists.set(holder, { domains, until });
+    }
+    return this.allowlists.get(address)?.domains;
   }
 
   /** Network and bridge names of the deployment; bridge names are at most 15 bytes (IFNAMSIZ). */

@@ -12,6 +12,9 @@
  *   private, shared, link-local, loopback, multicast and reserved ranges and the host's uplink
  *   subnets are dropped; everything else (the internet) goes on, except from an allowlist bridge
  *   (`rsbxa…`), where only what RSBX-ALLOW returns for the sandbox's own address goes on.
+ *   RSBX-ALLOW holds one rule per allowlist sandbox, a goto into that sandbox's own chain
+ *   (`RSBX-S-<address>`: its allowed ranges, then DROP), so a sandbox's rules, those its names
+ *   added through DNS included, go with one atomic call that names them, never a listing.
  * - DNS: each sandbox network's gateway answers UDP port 53 (sandbox-dns.ts); RSBX-DNS, jumped to
  *   ahead of RSBX-INPUT, accepts exactly those queries (bridge and gateway) and nothing else.
  * - IPv6: sandbox networks have none; whatever a sandbox sends over link-local v6 is dropped.
@@ -28,8 +31,10 @@ export const SANDBOX_BRIDGE_PREFIX = 'rsbx';
 const SANDBOX_INTERFACES = `${SANDBOX_BRIDGE_PREFIX}+`;
 const INPUT_CHAIN = 'RSBX-INPUT';
 const FORWARD_CHAIN = 'RSBX-FORWARD';
-/** Per-sandbox rules (`-s <sandbox> -d <allowed> -j RETURN`), then DROP; never flushed by apply. */
+/** Per-sandbox gotos (`-s <sandbox> -g RSBX-S-<sandbox>`), then DROP; never flushed by apply. */
 const ALLOW_CHAIN = 'RSBX-ALLOW';
+/** A sandbox's own chain: `-d <allowed> -j RETURN` rules, then DROP; named after its address. */
+const SANDBOX_CHAIN_PREFIX = 'RSBX-S-';
 /** Per-network rules (`-i <bridge> -d <gateway> -j ACCEPT`) for the sandbox resolver; never flushed by apply. */
 const DNS_CHAIN = 'RSBX-DNS';
 const DNS_JUMP = ['-i', SANDBOX_INTERFACES, '-p', 'udp', '--dport', '53', '-j', DNS_CHAIN];
@@ -54,6 +59,15 @@ export const BLOCKED_IPV4_RANGES = [
   '224.0.0.0/4',
   '240.0.0.0/4',
 ] as const;
+
+function sandboxChain(address: string): string {
+  return `${SANDBOX_CHAIN_PREFIX}${address}`;
+}
+
+/** The rule in RSBX-ALLOW that sends the sandbox at `address` to its own chain. */
+function gotoRule(address: string): string[] {
+  return ['-s', `${address}/32`, '-g', sandboxChain(address)];
+}
 
 /** Runs a tool, with `input` on its stdin when given; resolves with its stdout. */
 function run(file: string, args: string[], input?: string): Promise<string> {
@@ -98,7 +112,12 @@ export class SandboxFirewall {
     await this.removeJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
     await this.removeJump('ip6tables', 'INPUT', 'DROP');
     await this.removeJump('ip6tables', 'FORWARD', 'DROP');
-    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN, ALLOW_CHAIN, DNS_CHAIN]) {
+    const sandboxChains = (await run('iptables', ['-w', '-S']).catch(() => ''))
+      .split('\n')
+      .filter((line) => line.startsWith(`-N ${SANDBOX_CHAIN_PREFIX}`))
+      .map((line) => line.slice(3).trim());
+    // Sandbox chains after RSBX-ALLOW, whose gotos must be gone before they can be deleted.
+    for (const chain of [INPUT_CHAIN, FORWARD_CHAIN, ALLOW_CHAIN, DNS_CHAIN, ...sandboxChains]) {
       await run('iptables', ['-w', '-F', chain]).catch(() => undefined);
       await run('iptables', ['-w', '-X', chain]).catch(() => undefined);
     }
@@ -106,27 +125,60 @@ export class SandboxFirewall {
   }
 
   /**
-   * Lets the sandbox at `address` reach `ranges` (CIDRs) and nothing else; rules an earlier holder
-   * of the address left (a crash) go first. The sandbox can send nothing until this has run.
+   * Lets the sandbox at `address` reach `ranges` (CIDRs) and nothing else, in one commit that also
+   * empties whatever an earlier holder of the address left in its chain (a crash). The sandbox can
+   * send nothing until this has run.
    */
   async allow(address: string, ranges: readonly string[]): Promise<void> {
-    await this.revoke(address);
-    for (const range of ranges) await this.allowMore(address, range);
+    const chain = sandboxChain(address);
+    const hasGoto = await run('iptables', ['-w', '-C', ALLOW_CHAIN, ...gotoRule(address)]).then(
+      () => true,
+      () => false,
+    );
+    const rules = [
+      '*filter',
+      // Declaring a chain creates it, or flushes it if it is there.
+      `:${chain} - [0:0]`,
+      ...ranges.map((range) => `-A ${chain} -d ${range} -j RETURN`),
+      `-A ${chain} -j DROP`,
+      ...(hasGoto ? [] : [`-I ${ALLOW_CHAIN} 1 ${gotoRule(address).join(' ')}`]),
+      'COMMIT',
+      '',
+    ].join('\n');
+    await run('iptables-restore', ['-w', '--noflush'], rules);
   }
 
-  /** Lets the sandbox at `address` reach `range` as well (an address its allowed names resolved to). */
+  /**
+   * Lets the sandbox at `address` reach `range` as well (an address its allowed names resolved to).
+   * Fails once the sandbox's chain is gone, so a late answer cannot leave a rule behind it.
+   */
   async allowMore(address: string, range: string): Promise<void> {
-    await run('iptables', ['-w', '-I', ALLOW_CHAIN, '1', '-s', `${address}/32`, '-d', range, '-j', 'RETURN']);
+    await run('iptables', ['-w', '-I', sandboxChain(address), '1', '-d', range, '-j', 'RETURN']);
   }
 
-  /** Drops every allow rule for the sandbox at `address`. */
+  /**
+   * Drops every allow rule for the sandbox at `address`: its goto and its chain, in one commit. Only
+   * when that fails (no such goto: the address had no rules, or an earlier version wrote them
+   * straight into RSBX-ALLOW) is RSBX-ALLOW listed and every rule for the address deleted.
+   */
   async revoke(address: string): Promise<void> {
-    const stdout = await run('iptables', ['-w', '-S', ALLOW_CHAIN]);
-    for (const line of stdout.split('\n')) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[0] !== '-A' || fields[fields.indexOf('-s') + 1] !== `${address}/32`) continue;
-      await run('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
-    }
+    const chain = sandboxChain(address);
+    const rules = [
+      '*filter',
+      `-D ${ALLOW_CHAIN} ${gotoRule(address).join(' ')}`,
+      `-F ${chain}`,
+      `-X ${chain}`,
+      'COMMIT',
+      '',
+    ].join('\n');
+    const revoked = await run('iptables-restore', ['-w', '--noflush'], rules).then(
+      () => true,
+      () => false,
+    );
+    if (revoked) return;
+    await deleteRulesWhere(ALLOW_CHAIN, '-s', `${address}/32`);
+    await run('iptables', ['-w', '-F', chain]).catch(() => undefined);
+    await run('iptables', ['-w', '-X', chain]).catch(() => undefined);
   }
 
   /** Lets the sandboxes on `bridge` query the resolver on their gateway (UDP 53), and nothing else there. */
@@ -141,12 +193,8 @@ export class SandboxFirewall {
 
   /** Drops the resolver rules of `bridge` (its network is gone). */
   async refuseDns(bridge: string): Promise<void> {
-    const stdout = await run('iptables', ['-w', '-S', DNS_CHAIN]).catch(() => '');
-    for (const line of stdout.split('\n')) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[0] !== '-A' || fields[fields.indexOf('-i') + 1] !== bridge) continue;
-      await run('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
-    }
+    // No chain (the filter is gone already): nothing to drop.
+    await deleteRulesWhere(DNS_CHAIN, '-i', bridge).catch(() => undefined);
   }
 
   /** `chain` exists and ends in `last`; the rules before it survive every apply. */
@@ -194,6 +242,16 @@ export class SandboxFirewall {
         return;
       }
     }
+  }
+}
+
+/** Deletes the rules of `chain` whose `option` is `value`, as a listing of the chain shows them. */
+async function deleteRulesWhere(chain: string, option: string, value: string): Promise<void> {
+  const stdout = await run('iptables', ['-w', '-S', chain]);
+  for (const line of stdout.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[0] !== '-A' || fields[fields.indexOf(option) + 1] !== value) continue;
+    await run('iptables', ['-w', '-D', ...fields.slice(1)]).catch(() => undefined);
   }
 }
 
