@@ -3,8 +3,6 @@
  * handler for every operation here (the compiler checks none is missing) and the OpenAPI document
  * is generated from it, so the two cannot drift apart.
  */
-import type { z } from 'zod';
-import { NDJSON } from '../../../sandbox-images/runtime/src/protocol.js';
 import {
   acquireRequestSchema,
   archiveExtractSchema,
@@ -15,29 +13,33 @@ import {
   execResultSchema,
   fileEntrySchema,
   fileListSchema,
-  healthSchema,
   keepaliveRequestSchema,
   listQuerySchema,
   mkdirRequestSchema,
   moveRequestSchema,
+  NDJSON,
   pathQuerySchema,
   poolListSchema,
   poolResizeRequestSchema,
   poolStatusSchema,
-  poolTypeParamsSchema,
-  readySchema,
-  releaseQuerySchema,
-  sandboxIdParamsSchema,
   sandboxInfoSchema,
   sandboxListQuerySchema,
   sandboxListSchema,
   sandboxTypeListSchema,
-  snapshotIdParamsSchema,
   snapshotInfoSchema,
   snapshotListQuerySchema,
   snapshotListSchema,
   snapshotRequestSchema,
   writeQuerySchema,
+} from '@runtime-sandbox/contract';
+import type { z } from 'zod';
+import {
+  healthSchema,
+  poolTypeParamsSchema,
+  readySchema,
+  releaseQuerySchema,
+  sandboxIdParamsSchema,
+  snapshotIdParamsSchema,
 } from './schemas.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';

@@ -21,7 +21,7 @@
  */
 import { type Readable, Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';

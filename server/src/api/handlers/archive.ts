@@ -1,7 +1,7 @@
 /** A directory out as a tar stream, or a tar stream into a directory; neither is buffered here. */
+import { archiveQuerySchema } from '@runtime-sandbox/contract';
 import type { ApiDeps } from '../context.js';
 import { readQuery, sandboxIdOf, toSearchParams, uploadBody } from '../request-input.js';
-import { archiveQuerySchema } from '../schemas.js';
 import { relay } from '../upstream-response.js';
 import { forward } from './forward.js';
 import type { Handlers } from './types.js';

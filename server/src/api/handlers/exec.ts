@@ -2,10 +2,9 @@
  * Exec: validated with sandboxd's own schema, forwarded, and answered as sandboxd answers: one JSON
  * result, or (Accept: application/x-ndjson) the event stream passed on as it comes.
  */
-import { NDJSON } from '../../../../sandbox-images/runtime/src/protocol.js';
+import { execRequestSchema, NDJSON } from '@runtime-sandbox/contract';
 import type { ApiDeps } from '../context.js';
 import { readJsonBody, sandboxIdOf } from '../request-input.js';
-import { execRequestSchema } from '../schemas.js';
 import { relay } from '../upstream-response.js';
 import { forward, jsonRequestBody } from './forward.js';
 import type { Handlers } from './types.js';

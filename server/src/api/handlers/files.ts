@@ -1,6 +1,4 @@
 /** The /files routes, validated here with sandboxd's schemas and forwarded; bodies stream both ways. */
-import type { ApiDeps } from '../context.js';
-import { readJsonBody, readQuery, sandboxIdOf, toSearchParams, uploadBody } from '../request-input.js';
 import {
   deleteQuerySchema,
   listQuerySchema,
@@ -8,7 +6,9 @@ import {
   moveRequestSchema,
   pathQuerySchema,
   writeQuerySchema,
-} from '../schemas.js';
+} from '@runtime-sandbox/contract';
+import type { ApiDeps } from '../context.js';
+import { readJsonBody, readQuery, sandboxIdOf, toSearchParams, uploadBody } from '../request-input.js';
 import { relay } from '../upstream-response.js';
 import { forward, jsonRequestBody } from './forward.js';
 import type { Handlers } from './types.js';

@@ -1,7 +1,8 @@
 /** Pool targets and live counts; resizing sets the target every worker's refiller works toward. */
+import { poolResizeRequestSchema } from '@runtime-sandbox/contract';
 import type { ApiDeps } from '../context.js';
 import { readJsonBody, readParams } from '../request-input.js';
-import { poolResizeRequestSchema, poolTypeParamsSchema } from '../schemas.js';
+import { poolTypeParamsSchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 export function poolHandlers({ manager, bodies }: ApiDeps): Pick<Handlers, 'listPools' | 'resizePool'> {

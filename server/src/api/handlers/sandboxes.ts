@@ -1,14 +1,14 @@
 /** Acquire, list, inspect, keep alive and release sandboxes. */
-import type { SandboxRecord } from '../../state/state-store.js';
-import type { ApiDeps } from '../context.js';
-import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
 import {
   acquireRequestSchema,
   keepaliveRequestSchema,
-  releaseQuerySchema,
   type SandboxInfo,
   sandboxListQuerySchema,
-} from '../schemas.js';
+} from '@runtime-sandbox/contract';
+import type { SandboxRecord } from '../../state/state-store.js';
+import type { ApiDeps } from '../context.js';
+import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
+import { releaseQuerySchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 /** What callers see of a record: ISO times, and never the token, handle or host details. */

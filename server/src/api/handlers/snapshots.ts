@@ -1,7 +1,7 @@
 /** Take, list, inspect and delete workspace snapshots; restores ride on acquire (handlers/sandboxes.ts). */
+import { snapshotListQuerySchema, snapshotRequestSchema } from '@runtime-sandbox/contract';
 import type { ApiDeps } from '../context.js';
 import { readJsonBody, readQuery, sandboxIdOf } from '../request-input.js';
-import { snapshotListQuerySchema, snapshotRequestSchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 type SnapshotHandlers = Pick<Handlers, 'createSnapshot' | 'listSnapshots' | 'getSnapshot' | 'deleteSnapshot'>;

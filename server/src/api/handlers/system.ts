@@ -1,10 +1,10 @@
 /** Liveness, readiness, metrics, this API's OpenAPI document and the registered sandbox types. */
-
+import type { sandboxTypeListSchema } from '@runtime-sandbox/contract';
 import type { z } from 'zod';
 import { messageOf, ServiceError } from '../../errors.js';
 import type { ApiDeps } from '../context.js';
 import { buildOpenApiDocument } from '../openapi.js';
-import type { readySchema, sandboxTypeListSchema } from '../schemas.js';
+import type { readySchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 /** A readiness probe must answer even when a dependency hangs. */
