@@ -1,9 +1,12 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 /** The files of the unit tier: no Docker, no Redis, no images; `npm run test:unit` runs them alone. */
 const UNIT = ['test/unit/**/*.test.ts'];
 
 export default defineConfig({
+  // Tests run @runtime-sandbox/contract from its TypeScript source, as tsc and the bundles do.
+  ssr: { resolve: { conditions: ['runtime-sandbox-source', ...defaultServerConditions] } },
   test: {
     testTimeout: 120_000,
     hookTimeout: 300_000,

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { SANDBOXD_ENV, SANDBOXD_PORT } from '../sandbox-images/runtime/src/protocol.js';
+import { SANDBOXD_ENV, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
 import { BASE_IMAGE } from '../test/support/images.js';
 import { startRedisServer } from '../test/support/redis-server.js';

@@ -9,8 +9,8 @@
  */
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
+import type { ExecResult } from '@runtime-sandbox/contract';
 import type Docker from 'dockerode';
-import type { ExecResult } from '../sandbox-images/runtime/src/protocol.js';
 import {
   docker,
   dockerExec,

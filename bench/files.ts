@@ -16,10 +16,10 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { SANDBOXD_ENV, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { Sandbox, type SandboxDataPlane } from '../client-sdk/src/index.js';
-import { SANDBOXD_ENV, SANDBOXD_PORT } from '../sandbox-images/runtime/src/protocol.js';
 import { LABELS } from '../server/src/deployers/deployer.js';
 import { containersOf, docker, waitForWarm } from '../test/support/server-process.js';
 import { containerOfSandbox, withBenchServer } from './bench-server.js';

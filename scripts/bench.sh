@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 npm run --silent build
 node dist/builder.mjs all
-npx tsx bench/run-all.ts
+npx tsx --conditions=runtime-sandbox-source bench/run-all.ts

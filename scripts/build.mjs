@@ -1,6 +1,7 @@
-// Builds everything: type-checks the repository, bundles the CLIs and sandboxd with esbuild,
-// and emits the client SDK with its declarations. `node scripts/build.mjs sandboxd` rebuilds only
-// the daemon bundle (what the image build needs), skipping the type check.
+// Builds everything: type-checks the repository, bundles the CLIs and sandboxd with esbuild, and
+// emits the shared contract, then the client SDK that imports it, with their declarations.
+// `node scripts/build.mjs sandboxd` rebuilds only the daemon bundle (what the image build needs),
+// skipping the type check.
 import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,6 +11,20 @@ import { build } from 'esbuild';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
 
+/** The export condition under which @runtime-sandbox/contract is its TypeScript source (package.json). */
+const SOURCE = ['runtime-sandbox-source'];
+const CONTRACT = '@runtime-sandbox/contract';
+
+/** Every bare import stays external except the contract, which is bundled in from its source. */
+const externalButContract = {
+  name: 'external-but-contract',
+  setup(esbuild) {
+    esbuild.onResolve({ filter: /^[^./]/ }, ({ path }) =>
+      path === CONTRACT || path.startsWith(`${CONTRACT}/`) ? undefined : { path, external: true },
+    );
+  },
+};
+
 const onlySandboxd = process.argv[2] === 'sandboxd';
 if (!onlySandboxd) run('npx', ['tsc', '-p', 'tsconfig.json']);
 
@@ -18,6 +33,7 @@ await build({
   entryPoints: [join(root, 'sandbox-images/runtime/src/main.ts')],
   outfile: join(root, 'sandbox-images/runtime/dist/sandboxd.mjs'),
   bundle: true,
+  conditions: SOURCE,
   platform: 'node',
   target: 'node18',
   format: 'esm',
@@ -31,7 +47,7 @@ await build({
 
 if (onlySandboxd) process.exit(0);
 
-// The server CLIs keep npm packages external: they are installed beside them.
+// The server CLIs keep npm packages external (they are installed beside them), all but the contract.
 for (const [entry, out] of [
   ['server/src/cli/server.ts', 'dist/server.mjs'],
   ['server/src/cli/builder.ts', 'dist/builder.mjs'],
@@ -40,7 +56,8 @@ for (const [entry, out] of [
     entryPoints: [join(root, entry)],
     outfile: join(root, out),
     bundle: true,
-    packages: 'external',
+    conditions: SOURCE,
+    plugins: [externalButContract],
     platform: 'node',
     target: 'node20',
     format: 'esm',
@@ -51,4 +68,5 @@ for (const [entry, out] of [
   chmodSync(join(root, out), 0o755);
 }
 
+run('npx', ['tsc', '-p', 'packages/contract/tsconfig.build.json']);
 run('npx', ['tsc', '-p', 'client-sdk/tsconfig.build.json']);

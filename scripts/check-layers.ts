@@ -1,7 +1,7 @@
 // Checks that server/src imports one way: neither the graph of its files nor that of its folders
 // ("folder A imports from folder B") has a cycle, and the API layer reaches the sandboxes only through the manager's named
 // operations (never an adapter: deployers/ or the sandboxd client). The lint step runs it.
-// `node --import tsx scripts/check-layers.ts`
+// `node --conditions=runtime-sandbox-source --import tsx scripts/check-layers.ts`
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { packageRoot } from '../server/src/package-root.js';

@@ -1,6 +1,6 @@
 // Lints the OpenAPI document the server serves with Redocly's strict recommended rules (every
 // warning an error), so what generated clients read stays complete: the lint step of the test
-// command runs it. `node --import tsx scripts/lint-openapi.ts`
+// command runs it. `node --conditions=runtime-sandbox-source --import tsx scripts/lint-openapi.ts`
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -9,8 +9,8 @@ bash scripts/bootstrap.sh
 npm run --silent build
 node dist/builder.mjs all
 npx biome check .
-node --import tsx scripts/lint-openapi.ts
-node --import tsx scripts/check-layers.ts
+node --conditions=runtime-sandbox-source --import tsx scripts/lint-openapi.ts
+node --conditions=runtime-sandbox-source --import tsx scripts/check-layers.ts
 npx vitest run --reporter=default --reporter=json --outputFile=.vitest-results.json "$@"
 # With no test filter given, the second leg: the SDK and the README's walkthroughs on Node 24 LTS.
 if [ "$#" -eq 0 ]; then

@@ -4,7 +4,8 @@
  * kills the command's whole process group.
  */
 import './dispose.js';
-import { errorFromEvent, isRecord, UpstreamError } from './errors.js';
+import { execEventSchema } from '@runtime-sandbox/contract';
+import { errorFromEvent, UpstreamError } from './errors.js';
 import { parseNdjson } from './ndjson.js';
 import type { ExecEvent, ExecResult } from './types.js';
 
@@ -233,24 +234,10 @@ export class CommandHandle implements AsyncIterable<CommandOutput>, AsyncDisposa
   }
 }
 
-/** Checks the fields this client reads; anything else in an event is ignored. */
+/** An event as the contract describes it; fields it does not name are dropped. */
 function toExecEvent(raw: unknown): ExecEvent {
-  if (isRecord(raw)) {
-    const { type } = raw;
-    if ((type === 'stdout' || type === 'stderr') && typeof raw.data === 'string')
-      return { type, data: raw.data };
-    if (type === 'start' && typeof raw.pid === 'number') return { type, pid: raw.pid };
-    if (type === 'exit') {
-      return {
-        type,
-        exitCode: typeof raw.exitCode === 'number' ? raw.exitCode : null,
-        signal: typeof raw.signal === 'string' ? raw.signal : null,
-        timedOut: raw.timedOut === true,
-        durationMs: typeof raw.durationMs === 'number' ? raw.durationMs : 0,
-      };
-    }
-    if (type === 'error') return { type, code: String(raw.code), message: String(raw.message) };
-  }
+  const parsed = execEventSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
   throw new UpstreamError({
     code: 'UPSTREAM_ERROR',
     message: `the command stream carried an unknown event: ${JSON.stringify(raw).slice(0, 200)}`,

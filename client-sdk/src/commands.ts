@@ -2,11 +2,10 @@
  * Running commands in a sandbox: `run` waits for the result, `start` streams the output.
  * The same module serves a sandbox behind the server and a direct sandboxd connection.
  */
+import { NDJSON } from '@runtime-sandbox/contract';
 import { CommandHandle, type CommandResult, type OutputCallback } from './command-handle.js';
 import type { Transport } from './transport.js';
 import type { ExecRequest, ExecResult } from './types.js';
-
-const NDJSON = 'application/x-ndjson';
 
 /**
  * Extra time the client waits for an exec answer beyond the command's own `timeoutMs`, for the

@@ -1,9 +1,9 @@
 /**
  * Typed errors. Every failure the SDK reports is a `SandboxError` carrying one of the shared codes
- * (error-codes.ts); the subclass says what kind of failure it is, so callers can `instanceof` the
- * class and ignore the individual codes. `ERROR_CLASS_BY_CODE` is the one code -> class mapping.
+ * (@runtime-sandbox/contract); the subclass says what kind of failure it is, so callers can
+ * `instanceof` the class and ignore the individual codes. `ERROR_CLASS_BY_CODE` is the one code -> class mapping.
  */
-import { type ErrorCode, isErrorCode } from './error-codes.js';
+import { type ErrorCode, isErrorCode, parseErrorBody } from '@runtime-sandbox/contract';
 
 export interface SandboxErrorInit {
   code: ErrorCode;
@@ -149,25 +149,6 @@ export async function errorFromResponse(response: Response, what: string): Promi
 /** `Retry-After` in its delay-seconds form (the only one the server sends); null otherwise. */
 function retryAfterOf(header: string | null): number | null {
   return header !== null && /^\d+$/.test(header.trim()) ? Number(header.trim()) : null;
-}
-
-function parseErrorBody(
-  text: string,
-): { code: ErrorCode; message: string; details?: Record<string, unknown> } | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(parsed) || !isRecord(parsed.error)) return undefined;
-  const { code, message, details } = parsed.error;
-  if (!isErrorCode(code)) return undefined;
-  return {
-    code,
-    message: typeof message === 'string' ? message : code,
-    ...(isRecord(details) ? { details } : {}),
-  };
 }
 
 /** Errors reported inside a stream (an NDJSON `{"type":"error"}` event) get the same classes. */

@@ -1,9 +1,16 @@
 /**
  * @runtime-sandbox/client: a TypeScript client for the runtime-sandbox server, and for one
- * sandboxd directly. Web-standard fetch and streams only; no runtime dependencies.
+ * sandboxd directly. Web-standard fetch and streams only; its one dependency is the shared contract.
  */
 import './dispose.js';
 
+export {
+  ERROR_CODES,
+  type ErrorBody,
+  type ErrorCode,
+  isErrorCode,
+  statusOf,
+} from '@runtime-sandbox/contract';
 export { Archive, type ArchiveOptions } from './archive.js';
 export { SandboxClient, type SandboxClientOptions } from './client.js';
 export {
@@ -14,7 +21,6 @@ export {
 } from './command-handle.js';
 export { type CommandOptions, Commands, EXEC_ANSWER_GRACE_MS, type RunOptions } from './commands.js';
 export { type DirectConnectOptions, DirectSandbox, type SandboxDataPlane } from './direct-sandbox.js';
-export { ERROR_CODES, type ErrorBody, type ErrorCode, isErrorCode, statusOf } from './error-codes.js';
 export {
   AuthError,
   CapacityError,

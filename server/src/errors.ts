@@ -4,7 +4,7 @@
  * store's StoreUnavailableError) becomes that code's HTTP answer; everything else is an internal
  * fault.
  */
-import { type ErrorCode, isErrorCode } from '../../client-sdk/src/error-codes.js';
+import { type ErrorCode, isErrorCode } from '@runtime-sandbox/contract';
 
 export class ServiceError extends Error {
   readonly code: ErrorCode;

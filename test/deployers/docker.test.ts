@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
+import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 import { type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
 import { createDeployer } from '../../server/src/deployers/create-deployer.js';
 import { type CreateSpec, type DeployedSandbox, LABELS } from '../../server/src/deployers/deployer.js';
@@ -22,6 +22,7 @@ import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
 import { IMAGE_SETTINGS } from '../support/images.js';
+import { TSX_ARGS } from '../support/tsx.js';
 
 const docker = new Dockerode();
 const runId = randomBytes(4).toString('hex');
@@ -287,8 +288,7 @@ describe('DockerDeployer', () => {
       console.log('ready');
       await deployer.destroy(deployed.handle);`;
     const child = await promisify(execFile)(process.execPath, [
-      '--import',
-      'tsx',
+      ...TSX_ARGS,
       '--input-type=module',
       '-e',
       script,

@@ -20,6 +20,7 @@ import { inspectLocalImage } from '../../server/src/images/local-images.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { SandboxTypeRegistry } from '../../server/src/sandbox-types/registry.js';
 import { docker, startSandboxdContainer, TEST_LABEL } from '../support/sandboxd-container.js';
+import { TSX_ARGS } from '../support/tsx.js';
 
 const root = packageRoot();
 const baseDockerfileDir = join(root, 'sandbox-images', 'base');
@@ -50,14 +51,10 @@ interface CliRun {
 /** `runtime-sandbox-builder ...args` from source, as a separate process. */
 function runBuilderCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(root, 'server/src/cli/builder.ts'), ...args],
-      {
-        cwd: root,
-        env: { ...process.env, ...env },
-      },
-    );
+    const child = spawn(process.execPath, [...TSX_ARGS, join(root, 'server/src/cli/builder.ts'), ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => {

@@ -2,8 +2,8 @@
  * sandboxd's /exec against the real base image in Docker: results, stdin, output limits, process
  * groups on timeout and on disconnect, and the NDJSON stream.
  */
+import type { ExecEvent } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecEvent } from '../../sandbox-images/runtime/src/protocol.js';
 import { type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
 
 const MiB = 1024 * 1024;

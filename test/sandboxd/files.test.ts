@@ -3,8 +3,8 @@
  * trips, metadata, and archives that keep modes, mtimes, empty directories and symlinks.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { FileEntry, FileListResponse } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FileEntry, FileListResponse } from '../../sandbox-images/runtime/src/protocol.js';
 import { type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
 import { readTar } from './tar.js';
 

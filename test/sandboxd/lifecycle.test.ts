@@ -2,8 +2,8 @@
  * sandboxd's lifecycle in the real base image: the one-time /init that binds a warm sandbox to its
  * caller, refusing to start without a boot token, and a clean stop on SIGTERM.
  */
+import type { ExecEvent } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecEvent } from '../../sandbox-images/runtime/src/protocol.js';
 import {
   BASE_IMAGE,
   docker,

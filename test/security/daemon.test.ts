@@ -4,8 +4,8 @@
  * writing or reading outside the workspace as root. Every row asserts the concrete sign of the
  * attack failing, and afterwards that sandboxd still answers.
  */
+import type { ExecResult } from '@runtime-sandbox/contract';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecResult } from '../../sandbox-images/runtime/src/protocol.js';
 import { tarOf } from '../sandboxd/tar.js';
 import { docker, type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
 

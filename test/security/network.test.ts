@@ -15,8 +15,8 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
+import { SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import {

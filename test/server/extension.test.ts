@@ -16,6 +16,7 @@ import {
   type ServerProcess,
   startServerProcess,
 } from '../support/server-process.js';
+import { TSX_ARGS } from '../support/tsx.js';
 
 const DEPLOYMENT = 'h5-test-extension';
 const EXTENSION = 'extensions/python-data/index.ts';
@@ -30,7 +31,7 @@ describe('a sandbox type from an extension', () => {
     // Up to date in a second when nothing changed; a first build installs Python packages.
     await promisify(execFile)(
       process.execPath,
-      ['--import', 'tsx', join(root, 'server/src/cli/builder.ts'), 'python-data', '--extension', EXTENSION],
+      [...TSX_ARGS, join(root, 'server/src/cli/builder.ts'), 'python-data', '--extension', EXTENSION],
       {
         cwd: root,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...IMAGE_ENV },

@@ -9,9 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { PassThrough } from 'node:stream';
+import type { ExecRequest, ExecResult } from '@runtime-sandbox/contract';
+import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import Docker from 'dockerode';
-import type { ExecRequest, ExecResult } from '../../sandbox-images/runtime/src/protocol.js';
-import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '../../sandbox-images/runtime/src/protocol.js';
 import { BASE_IMAGE } from './images.js';
 
 export { BASE_IMAGE };

@@ -2,9 +2,9 @@
  * Starts the real server CLI as a child process and talks to it over HTTP, as an operator would.
  *
  * How it runs: `dist/server.mjs` when that bundle is newer than every source file it is built from
- * (scripts/test.sh builds first), else the TypeScript entry through tsx (`node --import tsx`), which
- * starts in well under a second. Each server gets PORT=0 (the kernel picks a free port, read back
- * from the "listening" log line), its own temp dir for workspaces and an empty `--config` file so a
+ * (scripts/test.sh builds first), else the TypeScript entry through tsx (TSX_ARGS: the contract
+ * from its source too), which starts in well under a second. Each server gets PORT=0 (the kernel
+ * picks a free port, read back from the "listening" log line), its own temp dir for workspaces and an empty `--config` file so a
  * developer's `.env` never leaks in. Callers give the deployment id (or leave the server on its
  * default one), port range slice and the rest.
  */
@@ -17,6 +17,7 @@ import Docker from 'dockerode';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { BASE_IMAGE, IMAGE_ENV } from './images.js';
+import { TSX_ARGS } from './tsx.js';
 
 export const docker = new Docker();
 const root = packageRoot();
@@ -76,7 +77,7 @@ export interface CliRun {
 export function serverCommand(): string[] {
   const bundle = join(root, 'dist', 'server.mjs');
   if (existsSync(bundle) && statSync(bundle).mtimeMs > newestSource()) return [bundle];
-  return ['--import', 'tsx', join(root, 'server', 'src', 'cli', 'server.ts')];
+  return [...TSX_ARGS, join(root, 'server', 'src', 'cli', 'server.ts')];
 }
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
@@ -314,6 +315,7 @@ function newestSource(): number {
       else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
     }
   };
-  for (const dir of ['server/src', 'client-sdk/src', 'sandbox-images/runtime/src']) visit(join(root, dir));
+  for (const dir of ['server/src', 'packages/contract/src', 'sandbox-images/runtime/src'])
+    visit(join(root, dir));
   return newest;
 }

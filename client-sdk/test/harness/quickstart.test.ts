@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../server/src/package-root.js';
 import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { type S3Server, startS3Server } from '../../../test/support/s3-server.js';
+import { TSX_ARGS } from '../../../test/support/tsx.js';
 import { SandboxClient } from '../../src/index.js';
 import { type HarnessServer, startHarnessServer } from './support.js';
 
@@ -24,7 +25,7 @@ function quickstart(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(root, 'examples', 'harness-quickstart.ts'), ...args],
+      [...TSX_ARGS, join(root, 'examples', 'harness-quickstart.ts'), ...args],
       {
         cwd: root,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },

@@ -3,8 +3,9 @@
  * module. main.ts only reads the environment and listens.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { initRequestSchema, type SandboxdHealth } from '@runtime-sandbox/contract';
+import { TokenGate } from '@runtime-sandbox/contract/token-gate';
 import { archiveRoutes } from './archive.js';
-import { TokenGate } from './auth.js';
 import type { Context, Limits } from './context.js';
 import { SandboxdError, withFsErrors } from './errors.js';
 import { execRoutes, ProcessGroups } from './exec.js';
@@ -12,7 +13,6 @@ import { fileRoutes } from './files.js';
 import type { RunAs } from './handles.js';
 import { createRequestListener, type Route, readJson, sendJson } from './http.js';
 import { Workspace } from './paths.js';
-import { type HealthResponse, initRequestSchema } from './protocol.js';
 
 export interface SandboxdOptions {
   bootToken: string;
@@ -29,7 +29,7 @@ export interface Sandboxd {
   shutdown(): void;
 }
 
-function health(ctx: Context): HealthResponse {
+function health(ctx: Context): SandboxdHealth {
   return { status: 'ok', initialized: ctx.initialized };
 }
 

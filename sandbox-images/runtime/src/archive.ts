@@ -31,6 +31,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
+import { type ArchiveUploadResult, archiveQuerySchema } from '@runtime-sandbox/contract';
 import {
   type Extract as TarExtract,
   type Header as TarHeader,
@@ -53,7 +54,6 @@ import {
   using,
 } from './handles.js';
 import { type Route, readQuery, requestBody, sendJson } from './http.js';
-import { type ArchiveExtractResponse, archiveQuerySchema } from './protocol.js';
 
 async function directoryAt(ctx: Context, path: string): Promise<Dir> {
   return withFsErrors({ path }, async () => {
@@ -446,7 +446,7 @@ async function receiveArchive(
           await applyDirectoryAttributes(target, staged);
         }),
       );
-      const answer: ArchiveExtractResponse = { entries: staged.entries };
+      const answer: ArchiveUploadResult = { entries: staged.entries };
       sendJson(res, 200, answer);
     } finally {
       await discardStaging(root, staging);

@@ -4,9 +4,9 @@
 import type { Stats } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { FileEntry, FileType } from '@runtime-sandbox/contract';
 import { isErrno } from './errors.js';
 import type { Workspace } from './paths.js';
-import type { FileEntry, FileType } from './protocol.js';
 
 /**
  * Permission bits sandboxd will set on files it writes: everything but setuid and setgid, which are

@@ -1,7 +1,7 @@
 /**
  * sandboxd's one error type, and the one place where file system errors become wire error codes.
  */
-import { type ErrorBody, type ErrorCode, statusOf } from '../../../client-sdk/src/error-codes.js';
+import { type ErrorBody, type ErrorCode, statusOf } from '@runtime-sandbox/contract';
 
 export class SandboxdError extends Error {
   readonly code: ErrorCode;

@@ -5,11 +5,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
+import {
+  type ExecEvent,
+  type ExecRequest,
+  type ExecResult,
+  encodeNdjson,
+  execRequestSchema,
+  NDJSON,
+} from '@runtime-sandbox/contract';
 import type { Context } from './context.js';
 import { isErrno, SandboxdError, withFsErrors } from './errors.js';
 import { Dir, type RunAs } from './handles.js';
 import { type Route, readJson, sendJson } from './http.js';
-import { type ExecEvent, type ExecRequest, type ExecResult, execRequestSchema, NDJSON } from './protocol.js';
 
 /**
  * After the main process exits, how long its pipes may stay open. A background grandchild that
@@ -244,7 +251,7 @@ async function execBuffered(ctx: Context, res: ServerResponse, launchSpec: Omit<
 }
 
 async function execStreamed(ctx: Context, res: ServerResponse, launchSpec: Omit<Launch, 'onOutput'>) {
-  const send = (event: ExecEvent): boolean => res.write(`${JSON.stringify(event)}\n`);
+  const send = (event: ExecEvent): boolean => res.write(encodeNdjson(event));
   const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   res.writeHead(200, { 'content-type': `${NDJSON}; charset=utf-8`, 'cache-control': 'no-store' });
   let running: RunningProcess | undefined;

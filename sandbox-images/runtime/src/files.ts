@@ -7,6 +7,16 @@ import { lstat, mkdir, open, readdir, rename, rmdir, unlink } from 'node:fs/prom
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import {
+  deleteQuerySchema,
+  type FileEntry,
+  type FileListResponse,
+  listQuerySchema,
+  mkdirRequestSchema,
+  moveRequestSchema,
+  pathQuerySchema,
+  writeQuerySchema,
+} from '@runtime-sandbox/contract';
 import type { Context } from './context.js';
 import { fileEntry, lstatIfExists, SETTABLE_MODE_BITS, UPLOAD_PREFIX } from './entries.js';
 import { isErrno, SandboxdError, withFsErrors } from './errors.js';
@@ -22,16 +32,6 @@ import {
 } from './handles.js';
 import { type Route, readJson, readQuery, requestBody, sendJson } from './http.js';
 import type { Workspace } from './paths.js';
-import {
-  deleteQuerySchema,
-  type FileEntry,
-  type FileListResponse,
-  listQuerySchema,
-  mkdirRequestSchema,
-  moveRequestSchema,
-  pathQuerySchema,
-  writeQuerySchema,
-} from './protocol.js';
 
 /** Mode of a new file written without `mode`: what `umask 022` gives. */
 const DEFAULT_FILE_MODE = 0o644;

@@ -18,13 +18,12 @@ import {
   rmdir,
   unlink,
 } from 'node:fs/promises';
+import type { RunAsIds } from '@runtime-sandbox/contract';
 import { isErrno, SandboxdError } from './errors.js';
 import type { Workspace } from './paths.js';
 
 /** The identity every process runs as and every created file belongs to. */
-export interface RunAs {
-  uid: number;
-  gid: number;
+export interface RunAs extends RunAsIds {
   /** Whether sandboxd is root: it then switches to this identity for processes and chowns what it creates. */
   switchUser: boolean;
 }

@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
+import type { TokenGate } from '@runtime-sandbox/contract/token-gate';
 import type { z } from 'zod';
-import type { TokenGate } from './auth.js';
 import { isErrno, SandboxdError, toSandboxdError } from './errors.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;

@@ -4,10 +4,18 @@
  * cleanly on SIGTERM.
  */
 import { readFile } from 'node:fs/promises';
+import {
+  DEFAULT_RUN_AS,
+  parseRunAs,
+  type RunAsIds,
+  runAsSchema,
+  SANDBOXD_ENV,
+  SANDBOXD_PORT,
+} from '@runtime-sandbox/contract';
 import { z } from 'zod';
 import { createSandboxd } from './app.js';
+import { DEFAULT_LIMITS } from './context.js';
 import type { RunAs } from './handles.js';
-import { DEFAULT_LIMITS, DEFAULT_RUN_AS, SANDBOXD_ENV, SANDBOXD_PORT } from './protocol.js';
 
 /** How long in-flight answers get after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
@@ -21,22 +29,14 @@ const settingsSchema = z.object({
   [SANDBOXD_ENV.maxJsonBytes]: byteCount(DEFAULT_LIMITS.maxJsonBytes),
   [SANDBOXD_ENV.maxUploadBytes]: byteCount(DEFAULT_LIMITS.maxUploadBytes),
   [SANDBOXD_ENV.maxOutputBytes]: byteCount(DEFAULT_LIMITS.maxOutputBytes),
-  [SANDBOXD_ENV.runAs]: z
-    .string()
-    .regex(/^\d{1,10}:\d{1,10}$/, 'is uid:gid in numbers, e.g. 1000:1000')
-    .default(DEFAULT_RUN_AS)
-    .transform((value) => {
-      const [uid, gid] = value.split(':').map(Number);
-      return { uid: uid!, gid: gid! };
-    })
-    .refine(({ uid, gid }) => uid !== 0 && gid !== 0, 'may not be root (uid or gid 0)'),
+  [SANDBOXD_ENV.runAs]: runAsSchema.default(DEFAULT_RUN_AS).transform(parseRunAs),
 });
 
 /**
  * Root switches to the run-as user for every process it starts; anyone else can only run code as
  * itself, so it must be that user already.
  */
-function runAsFor(wanted: { uid: number; gid: number }): RunAs {
+function runAsFor(wanted: RunAsIds): RunAs {
   const uid = process.geteuid?.();
   const gid = process.getegid?.();
   if (uid === undefined || gid === undefined) fail('needs a POSIX system (user and group ids)');

@@ -1,7 +1,7 @@
 /** What every handler gets: the Hono context typing and the server's parts. */
 import type { HttpBindings } from '@hono/node-server';
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import type { Context } from 'hono';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import type { Config } from '../config/schema.js';
 import type { DataPlane } from '../manager/data-plane.js';
 import type { SandboxManager } from '../manager/sandbox-manager.js';

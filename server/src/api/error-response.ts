@@ -3,14 +3,12 @@
  * errors say what went wrong; anything else is an internal fault, logged in full and answered with
  * the request id only, so no stack or internal message reaches a caller.
  */
-
+import { type ErrorCode, type errorBodySchema, statusOf } from '@runtime-sandbox/contract';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
-import { type ErrorCode, statusOf } from '../../../client-sdk/src/error-codes.js';
 import { describeCodedError, messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { AppContext } from './context.js';
-import type { errorBodySchema } from './schemas.js';
 
 export function errorResponse(
   c: AppContext,

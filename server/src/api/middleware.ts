@@ -13,8 +13,8 @@
  * (a foreign `Origin`).
  */
 import { randomUUID } from 'node:crypto';
+import { TokenGate } from '@runtime-sandbox/contract/token-gate';
 import type { MiddlewareHandler } from 'hono';
-import { TokenGate } from '../../../sandbox-images/runtime/src/auth.js';
 import { isLoopback } from '../config/schema.js';
 import { requestContext } from '../observability/logger.js';
 import { ADMIN, type Caller } from '../tenants/caller.js';

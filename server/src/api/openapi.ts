@@ -3,11 +3,10 @@
  * (`z.toJSONSchema`, JSON Schema 2020-12 as OpenAPI 3.1 uses it). Request shapes are described as
  * callers write them (defaults optional), answers as the server sends them.
  */
+import { ERROR_CODES, type ErrorCode, errorBodySchema, statusOf } from '@runtime-sandbox/contract';
 import { z } from 'zod';
-import { ERROR_CODES, type ErrorCode, statusOf } from '../../../client-sdk/src/error-codes.js';
 import { errorCodesOf } from './route-errors.js';
 import { type BodySpec, ROUTE_TAGS, ROUTES, type RouteSpec } from './routes.js';
-import { errorBodySchema } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
 type Io = 'input' | 'output';

@@ -4,7 +4,7 @@
  * shutdown, the loopback rule with auth off, a bearer token on protected routes, validation of
  * what it takes, and the limits on request bodies.
  */
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import type { RouteSpec } from './routes.js';
 
 const EVERY_ROUTE: readonly ErrorCode[] = ['INTERNAL_ERROR', 'CROSS_ORIGIN_REFUSED'];

@@ -4,43 +4,46 @@
  * with its schemas before the handler runs (handlers get the parsed values, typed from here), and
  * the OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import type { z } from 'zod';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
-import { NDJSON } from '../../../sandbox-images/runtime/src/protocol.js';
-import { sandboxNotFound, snapshotNotFound } from '../errors.js';
+
 import {
   acquireRequestSchema,
   archiveExtractSchema,
   archiveQuerySchema,
   deleteQuerySchema,
+  type ErrorCode,
   execEventSchema,
   execRequestSchema,
   execResultSchema,
   fileEntrySchema,
   fileListSchema,
-  healthSchema,
   keepaliveRequestSchema,
   listQuerySchema,
   mkdirRequestSchema,
   moveRequestSchema,
+  NDJSON,
   pathQuerySchema,
   poolListSchema,
   poolResizeRequestSchema,
   poolStatusSchema,
-  poolTypeParamsSchema,
-  readySchema,
-  releaseQuerySchema,
-  sandboxIdParamsSchema,
   sandboxInfoSchema,
   sandboxListQuerySchema,
   sandboxListSchema,
   sandboxTypeListSchema,
-  snapshotIdParamsSchema,
   snapshotInfoSchema,
   snapshotListQuerySchema,
   snapshotListSchema,
   snapshotRequestSchema,
   writeQuerySchema,
+} from '@runtime-sandbox/contract';
+import type { z } from 'zod';
+import { sandboxNotFound, snapshotNotFound } from '../errors.js';
+import {
+  healthSchema,
+  poolTypeParamsSchema,
+  readySchema,
+  releaseQuerySchema,
+  sandboxIdParamsSchema,
+  snapshotIdParamsSchema,
 } from './schemas.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';

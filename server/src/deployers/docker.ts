@@ -20,21 +20,20 @@
  * inspected first for theirs.
  */
 import { createHash } from 'node:crypto';
-import Dockerode from 'dockerode';
-import {
-  SANDBOXD_CAPABILITIES,
-  SANDBOXD_ENV,
-  SANDBOXD_PORT,
-} from '../../../sandbox-images/runtime/src/protocol.js';
-import { type Config, deploymentIdOf } from '../config/schema.js';
-import { messageOf } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
 import {
   isAddressRange,
   type NetworkPolicy,
   networkPolicySchema,
-  type SandboxType,
-} from '../sandbox-types/definition.js';
+  parseRunAs,
+  SANDBOXD_CAPABILITIES,
+  SANDBOXD_ENV,
+  SANDBOXD_PORT,
+} from '@runtime-sandbox/contract';
+import Dockerode from 'dockerode';
+import { type Config, deploymentIdOf } from '../config/schema.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { SandboxType } from '../sandbox-types/definition.js';
 import {
   type ContainerSummary,
   type CreateSpec,
@@ -238,7 +237,7 @@ export class DockerDeployer implements Deployer {
   }
 
   provideWorkspace(dir: string, type: SandboxType): Promise<void> {
-    return this.workspaces.provide(dir, type.resources.workspaceMiB, userOf(type));
+    return this.workspaces.provide(dir, type.resources.workspaceMiB, parseRunAs(type.security.user));
   }
 
   releaseWorkspace(dir: string): Promise<void> {
@@ -353,7 +352,7 @@ export class DockerDeployer implements Deployer {
    * (go run, node-gyp, pip builds).
    */
   private tmpfsMounts(spec: CreateSpec): Record<string, string> {
-    const { uid, gid } = userOf(spec.type);
+    const { uid, gid } = parseRunAs(spec.type.security.user);
     const mount = (sizeMiB: number, mode: string) =>
       `rw,exec,nosuid,nodev,size=${sizeMiB}m,mode=${mode},uid=${uid},gid=${gid}`;
     const mounts = Object.fromEntries(
@@ -488,12 +487,6 @@ export class DockerDeployer implements Deployer {
     if (!host) throw new Error(`container ${container.id} has no address on network ${network.name}`);
     return { host, port: SANDBOXD_PORT };
   }
-}
-
-/** The type's code user as numbers (security.user is a validated numeric `uid:gid`). */
-function userOf(type: SandboxType): { uid: number; gid: number } {
-  const [uid = 0, gid = 0] = type.security.user.split(':').map(Number);
-  return { uid, gid };
 }
 
 function statusOf(error: unknown): number | undefined {

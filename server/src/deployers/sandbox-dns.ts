@@ -18,9 +18,9 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
+import type { NetworkPolicy } from '@runtime-sandbox/contract';
 import dnsPacket from 'dns-packet';
 import type { Logger } from '../observability/logger.js';
-import type { NetworkPolicy } from '../sandbox-types/definition.js';
 
 const DNS_PORT = 53;
 const UPSTREAM_TIMEOUT_MS = 3000;

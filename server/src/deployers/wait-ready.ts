@@ -3,7 +3,7 @@
  * to 100 ms) because a warm start is a few tens of milliseconds and every one of them counts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import type { Endpoint } from './deployer.js';
 
 const FIRST_DELAY_MS = 5;

@@ -4,7 +4,6 @@
  * still streaming. The API layer calls these and never picks a sandboxd path or header.
  */
 import type { Readable } from 'node:stream';
-import type { z } from 'zod';
 import {
   type archiveQuerySchema,
   type deleteQuerySchema,
@@ -15,7 +14,8 @@ import {
   NDJSON,
   type pathQuerySchema,
   type writeQuerySchema,
-} from '../../../sandbox-images/runtime/src/protocol.js';
+} from '@runtime-sandbox/contract';
+import type { z } from 'zod';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { Caller } from '../tenants/caller.js';
 import type { SandboxManager } from './sandbox-manager.js';

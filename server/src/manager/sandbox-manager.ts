@@ -20,13 +20,14 @@
  * so its id is not even confirmed. The admin sees everything.
  */
 import type { IncomingMessage } from 'node:http';
+import type { NetworkPolicy } from '@runtime-sandbox/contract';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deployers/deployer.js';
 import { describeCodedError, messageOf, ServiceError, sandboxNotFound } from '../errors.js';
 import { detached, type Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';
-import type { NetworkPolicy, SandboxType } from '../sandbox-types/definition.js';
+import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import type { RecordFilter, SandboxRecord, SandboxStatus, StateStore } from '../state/state-store.js';
 import { type Caller, mayAccess } from '../tenants/caller.js';

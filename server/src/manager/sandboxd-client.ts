@@ -7,8 +7,7 @@
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { type ErrorCode, isErrorCode } from '../../../client-sdk/src/error-codes.js';
-import type { InitRequest } from '../../../sandbox-images/runtime/src/protocol.js';
+import { type InitRequest, parseErrorBody } from '@runtime-sandbox/contract';
 import type { Endpoint } from '../deployers/deployer.js';
 import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 
@@ -193,28 +192,6 @@ async function errorFromResponse(response: IncomingMessage, target: SandboxdTarg
     upstreamStatus: status,
     ...(parsed ? { upstreamCode: parsed.code, upstreamMessage: parsed.message } : {}),
   });
-}
-
-function parseErrorBody(
-  text: string,
-): { code: ErrorCode; message: string; details?: Record<string, unknown> } | undefined {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof body !== 'object' || body === null || !('error' in body)) return undefined;
-  const error = body.error;
-  if (typeof error !== 'object' || error === null || !('code' in error) || !isErrorCode(error.code)) {
-    return undefined;
-  }
-  const message = 'message' in error && typeof error.message === 'string' ? error.message : error.code;
-  const details =
-    'details' in error && typeof error.details === 'object' && error.details !== null
-      ? (error.details as Record<string, unknown>)
-      : undefined;
-  return { code: error.code, message, ...(details ? { details } : {}) };
 }
 
 async function readSmallBody(response: IncomingMessage): Promise<string> {

@@ -3,7 +3,7 @@
  * as a missing one), and how an outcome is counted, logged and, on failure, named. A failure keeps
  * a code that already says what went wrong; any other becomes SNAPSHOT_FAILED or RESTORE_FAILED.
  */
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import { describeCodedError, messageOf, ServiceError, snapshotNotFound } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from '../observability/metrics.js';

@@ -3,8 +3,8 @@
  * one process or a library user's metrics never mix. Gauges of pool and sandbox state are read from
  * the state store at scrape time: they show the whole deployment, not one worker's view.
  */
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 
 export interface PoolGaugeValues {
   type: string;

@@ -2,35 +2,14 @@
  * What a sandbox type is. Built-in types and extension modules both describe types with
  * `defineSandboxType`, and the registry validates them with `sandboxTypeSchema`.
  */
+import {
+  allowEntrySchema,
+  DEFAULT_RUN_AS,
+  networkPolicySchema,
+  runAsSchema,
+  typeNameSchema,
+} from '@runtime-sandbox/contract';
 import { z } from 'zod';
-import { DEFAULT_RUN_AS } from '../../../sandbox-images/runtime/src/protocol.js';
-
-export const networkPolicySchema = z.enum(['public', 'allowlist', 'none']);
-export type NetworkPolicy = z.output<typeof networkPolicySchema>;
-
-const IPV4_OR_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(\/(3[0-2]|[12]?\d))?$/;
-/** A DNS name of two labels or more, optionally `*.` for every name below it. */
-const DOMAIN_PATTERN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/**
- * An allowlist entry: an IPv4 address or CIDR range (`203.0.113.10`, `198.51.100.0/24`; an address
- * becomes a /32), or a domain (`pypi.org`; `*.pythonhosted.org` for the names below it), which the
- * sandbox may resolve and then reach at the addresses it resolved to.
- */
-export const allowEntrySchema = z
-  .string()
-  .max(253)
-  .transform((entry) => entry.trim().toLowerCase())
-  .refine(
-    (entry) => IPV4_OR_CIDR.test(entry) || DOMAIN_PATTERN.test(entry),
-    'an allowlist entry is an IPv4 address or CIDR (203.0.113.10, 198.51.100.0/24) or a domain (pypi.org, *.pythonhosted.org)',
-  )
-  .transform((entry) => (IPV4_OR_CIDR.test(entry) && !entry.includes('/') ? `${entry}/32` : entry));
-
-/** Whether an allowlist entry is an address range (else it is a domain pattern). */
-export function isAddressRange(entry: string): boolean {
-  return IPV4_OR_CIDR.test(entry);
-}
 
 /** Writable paths of a type that lists none: scratch space, and the sandbox user's home. */
 const DEFAULT_WRITABLE_MIB: Readonly<Record<string, number>> = {
@@ -42,7 +21,7 @@ const DEFAULT_WRITABLE_MIB: Readonly<Record<string, number>> = {
 /** The fields of a definition; `sandboxTypeSchema` then folds the superseded `tmpfsMiB` into `storage`. */
 const sandboxTypeFields = z.strictObject({
   /** Lowercase name used in the API (`type`) and in the image name. */
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'type names are lowercase letters, digits and -'),
+  name: typeNameSchema,
   description: z.string().default(''),
   /** Full image reference; default `[REGISTRY/]NAMESPACE/runtime-sandbox-<name>:TAG`. */
   image: z.string().optional(),
@@ -112,11 +91,7 @@ const sandboxTypeFields = z.strictObject({
        * `uid:gid` (numbers) the sandbox's code runs as and its files belong to; never root. sandboxd
        * itself starts as root with a few capabilities and runs every process as this user.
        */
-      user: z
-        .string()
-        .regex(/^\d{1,10}:\d{1,10}$/, 'security.user is uid:gid in numbers, e.g. 1000:1000')
-        .refine((user) => user.split(':').every((id) => Number(id) !== 0), 'security.user may not be root')
-        .default(DEFAULT_RUN_AS),
+      user: runAsSchema.default(DEFAULT_RUN_AS),
       /** Capabilities added back after dropping all; empty by default, and it should stay so. */
       capAdd: z.array(z.string()).default([]),
       /**

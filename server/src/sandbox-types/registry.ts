@@ -2,8 +2,8 @@
  * The sandbox types this server can run: the built-ins plus whatever extension modules register.
  * Each definition is validated once here; everything else works with the parsed `SandboxType`.
  */
+import type { ErrorCode } from '@runtime-sandbox/contract';
 import { z } from 'zod';
-import type { ErrorCode } from '../../../client-sdk/src/error-codes.js';
 import { type Config, imageNameFor } from '../config/schema.js';
 import { BUILTIN_TYPES } from './builtin.js';
 import { type SandboxType, type SandboxTypeInput, sandboxTypeSchema } from './definition.js';

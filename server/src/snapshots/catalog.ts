@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { snapshotIdSchema } from '@runtime-sandbox/contract';
 import { describeCodedError, messageOf, ServiceError, snapshotNotFound } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { BlobStore } from './blob-store.js';
@@ -24,7 +25,6 @@ import {
   type SaveSnapshotInput,
   type SnapshotRecord,
   type SnapshotStore,
-  snapshotIdSchema,
   storedKeyProblem,
 } from './snapshot-store.js';
 

@@ -7,18 +7,9 @@
  * backends; `createSnapshotStore` (create-snapshot-store.ts) picks them from the config.
  */
 import type { Readable } from 'node:stream';
+import { snapshotInfoSchema, snapshotKeySchema } from '@runtime-sandbox/contract';
 import { z } from 'zod';
 import { tenantIdSchema } from '../tenants/api-keys.js';
-
-/** Snapshot ids are UUIDs minted by the store; anything else names no snapshot. */
-export const snapshotIdSchema = z.uuid();
-
-/** Printable ASCII without spaces, e.g. `session:42/main`; validated at the API edge. */
-export const snapshotKeySchema = z
-  .string()
-  .min(1)
-  .max(256)
-  .regex(/^[\x21-\x7e]+$/, 'a snapshot key is 1-256 printable ASCII characters, no spaces');
 
 /**
  * A key as the store keeps it: a caller's key as given for the admin, `<tenantId> <key>` for a
@@ -55,18 +46,10 @@ export function callerKeyOf(tenantId: string | null, stored: string): string {
   return tenantId === null ? stored : stored.slice(tenantId.length + 1);
 }
 
-export const snapshotRecordSchema = z.object({
-  id: snapshotIdSchema,
+/** A snapshot as the store keeps it: what callers see, with the stored key and the owner. */
+export const snapshotRecordSchema = snapshotInfoSchema.extend({
   /** Null for a one-off snapshot outside any key's line of versions; a stored key otherwise. */
   key: storedSnapshotKeySchema.nullable(),
-  /** 1, 2, ... along a key's line (the head's version + 1); null without a key. */
-  version: z.number().int().positive().nullable(),
-  sandboxId: z.string(),
-  type: z.string(),
-  sizeBytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  createdAt: z.iso.datetime(),
-  backend: z.enum(['local', 'oss', 'redis']),
   /** The tenant that owns it; null for the admin's (records from before tenants have none). */
   tenantId: tenantIdSchema.nullable().default(null),
 });

@@ -2,7 +2,7 @@
  * Exec: validated with sandboxd's own schema, run, and answered as sandboxd answers: one JSON
  * result, or (Accept: application/x-ndjson) the event stream passed on as it comes.
  */
-import { NDJSON } from '../../../../sandbox-images/runtime/src/protocol.js';
+import { NDJSON } from '@runtime-sandbox/contract';
 import type { ApiDeps } from '../context.js';
 import { callScope, relay } from '../upstream-response.js';
 import type { Handlers } from './types.js';

@@ -1,7 +1,7 @@
 /** Acquire, list, inspect, keep alive and release sandboxes. */
+import type { SandboxInfo } from '@runtime-sandbox/contract';
 import type { SandboxRecord } from '../../state/state-store.js';
 import type { ApiDeps } from '../context.js';
-import type { SandboxInfo } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 /** What callers see of a record: ISO times, and never the token, handle or host details. */

@@ -1,9 +1,9 @@
 /** Liveness, readiness, metrics, this API's OpenAPI document and the registered sandbox types. */
-
+import type { sandboxTypeListSchema } from '@runtime-sandbox/contract';
 import type { z } from 'zod';
 import type { ApiDeps } from '../context.js';
 import { buildOpenApiDocument } from '../openapi.js';
-import type { readySchema, sandboxTypeListSchema } from '../schemas.js';
+import type { readySchema } from '../schemas.js';
 import type { Handlers } from './types.js';
 
 type SystemHandlers = Pick<Handlers, 'health' | 'ready' | 'metrics' | 'openapi' | 'listSandboxTypes'>;

@@ -1,6 +1,7 @@
 /**
- * The bearer token sandboxd accepts: the boot token until /init, then the caller-bound one.
- * Compares are constant-time over fixed-length digests, so neither the token nor its length leaks.
+ * A bearer token check, for sandboxd (the boot token until /init, then the caller-bound one) and
+ * for the server's BEARER_TOKEN. Compares are constant-time over fixed-length digests, so neither
+ * the token nor its length leaks.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 

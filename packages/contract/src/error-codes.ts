@@ -1,5 +1,5 @@
 /**
- * The one list of error codes spoken by sandboxd, the server and this client.
+ * The one list of error codes spoken by sandboxd, the server and the client SDK.
  * Every error body is `{"error": {"code", "message", "details?"}}`; the code is stable,
  * the message is for humans. The HTTP status is the one given here.
  */
@@ -85,14 +85,6 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
-
-export interface ErrorBody {
-  error: {
-    code: ErrorCode;
-    message: string;
-    details?: Record<string, unknown>;
-  };
-}
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
