@@ -3,16 +3,10 @@
  * `SCHEMA_FIELDS` must list the same fields as the server's schema at the route that uses it, with
  * fitting types and optionality. A field added, renamed or retyped on either side fails here.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  removeContainersOf,
-  type ServerProcess,
-  startServerProcess,
-} from '../../test/support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withServer } from '../../test/support/fixture.js';
 import { SCHEMA_FIELDS, type SchemaName } from '../src/index.js';
 import { compareFields, type Locator, OpenApiDocument } from './support/openapi-fields.js';
-
-const DEPLOYMENT_ID = 'sdk-openapi-test';
 
 /** Where each SDK shape lives in the API. */
 const LOCATIONS: Record<SchemaName, Locator> = {
@@ -69,24 +63,14 @@ const ALSO_AT: Array<[SchemaName, Locator]> = [
   ['SnapshotInfo', { path: '/v1/sandboxes/{id}', method: 'delete', part: 'response' }],
 ];
 
-let server: ServerProcess;
+// No pool and no image: this file needs the API description only, not sandboxes.
+const server = withServer('sdk-openapi-test', { images: [], env: { POOL_SIZE: '0' } });
 let document: OpenApiDocument;
 
 beforeAll(async () => {
-  // No pool: this file needs the API description only, not sandboxes.
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT_ID,
-    portRange: '53450-53459',
-    env: { POOL_SIZE: '0' },
-  });
   const response = await server.fetch('/v1/openapi.json');
   expect(response.status).toBe(200);
   document = new OpenApiDocument((await response.json()) as Record<string, unknown>);
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT_ID);
 });
 
 describe('SDK types against the server OpenAPI document', () => {

@@ -3,17 +3,11 @@
  * oversized bodies, invalid fields, unknown ids, types and routes, paths climbing out of the
  * workspace. And the CLI refuses bad settings with one line and exit code 2.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  removeContainersOf,
-  requireImage,
-  runServerCli,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { runServerCli } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-bad-input';
+const _DEPLOYMENT = testDeploymentId('h5-test-bad-input');
 const TOKEN = 'bad-input-test-token-abcdef0123';
 const MAX_JSON_BYTES = 2048;
 const MAX_UPLOAD_BYTES = 8192;
@@ -23,30 +17,20 @@ interface ErrorAnswer {
 }
 
 describe('bad input over HTTP', () => {
-  let server: ServerProcess;
   let sandboxId: string;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51320-51339',
-      env: {
-        POOL_SIZE: '1',
-        BEARER_TOKEN: TOKEN,
-        MAX_JSON_BYTES: String(MAX_JSON_BYTES),
-        MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
-      },
-    });
-    await waitForWarm(server, 'base', 1);
-    const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
-    sandboxId = acquired.body.id;
+  const server = withServer('h5-test-bad-input', {
+    env: {
+      POOL_SIZE: '1',
+      BEARER_TOKEN: TOKEN,
+      MAX_JSON_BYTES: String(MAX_JSON_BYTES),
+      MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
+    },
+    warm: 1,
   });
 
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  beforeAll(async () => {
+    const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
+    sandboxId = acquired.body.id;
   });
 
   async function expectError(response: Response, status: number, code: string): Promise<ErrorAnswer> {
