@@ -7,17 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../server/src/package-root.js';
-import {
-  containersOf,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from './support/server-process.js';
+import { testDeploymentId, withServer } from './support/fixture.js';
+import { containersOf, eventually } from './support/server-process.js';
 
-const DEPLOYMENT = 'readme-test';
+const DEPLOYMENT = testDeploymentId('readme-test');
 const root = packageRoot();
 
 /** The fenced block right after `<!-- readme-test: NAME -->`. */
@@ -50,18 +43,11 @@ function run(
 }
 
 describe('README walkthroughs', () => {
-  let server: ServerProcess;
+  const server = withServer('readme-test', { ports: 40, env: { POOL_SIZE: '1' }, warm: 1 });
   let scratch: string;
 
-  beforeAll(async () => {
-    await requireImage();
+  beforeAll(() => {
     scratch = mkdtempSync(join(root, 'test', '.readme-'));
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '52950-52989',
-      env: { POOL_SIZE: '1' },
-    });
-    await waitForWarm(server, 'base', 1);
   });
 
   /** Released means gone: no claimed record, and no container beyond the warm pool's one. */
@@ -74,9 +60,7 @@ describe('README walkthroughs', () => {
     );
   }
 
-  afterAll(async () => {
-    await server?.stop('SIGTERM');
-    await removeContainersOf(DEPLOYMENT);
+  afterAll(() => {
     rmSync(scratch, { recursive: true, force: true });
   });
 

@@ -4,15 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../../test/support/fixture.js';
 import { BASE_IMAGE } from '../../test/support/images.js';
-import {
-  containersOf,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../../test/support/server-process.js';
+import { containersOf } from '../../test/support/server-process.js';
 import {
   AuthError,
   CapacityError,
@@ -23,12 +17,15 @@ import {
 } from '../src/index.js';
 import { describeDataPlane } from './support/data-plane-suite.js';
 
-const DEPLOYMENT_ID = 'sdk-client-test';
+const DEPLOYMENT_ID = testDeploymentId('sdk-client-test');
 const TOKEN = randomBytes(24).toString('hex');
 /** Small, so that the capacity test reaches it: the shared sandbox, the refilled warm one, and one more. */
 const MAX_INSTANCES = 4;
 
-let server: ServerProcess;
+const server = withServer('sdk-client-test', {
+  env: { BEARER_TOKEN: TOKEN, POOL_SIZE: '1', MAX_SANDBOX_INSTANCES: String(MAX_INSTANCES) },
+  warm: 1,
+});
 let client: SandboxClient;
 let shared: Sandbox;
 
@@ -47,22 +44,12 @@ async function containersFor(id: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  await requireImage();
-  await removeContainersOf(DEPLOYMENT_ID);
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT_ID,
-    portRange: '53400-53449',
-    env: { BEARER_TOKEN: TOKEN, POOL_SIZE: '1', MAX_SANDBOX_INSTANCES: String(MAX_INSTANCES) },
-  });
   client = new SandboxClient({ baseUrl: server.url, token: TOKEN });
-  await waitForWarm(server, 'base', 1);
   shared = await client.create({ sessionId: 'sdk-data-plane' });
 });
 
 afterAll(async () => {
   await shared?.close();
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT_ID);
 });
 
 describe('server mode: control plane', () => {

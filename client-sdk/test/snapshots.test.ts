@@ -8,21 +8,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../../test/support/server-process.js';
+import { withServer } from '../../test/support/fixture.js';
 import { ConflictError, NotFoundError, type Sandbox, SandboxClient, ValidationError } from '../src/index.js';
 
-const DEPLOYMENT_ID = 'sdk-snapshots-test';
 const TOKEN = randomBytes(24).toString('hex');
 
-let server: ServerProcess;
+const snapshotDir = mkdtempSync(join(tmpdir(), 'sdk-snapshots-test-'));
+afterAll(() => rmSync(snapshotDir, { recursive: true, force: true }));
+const server = withServer('sdk-snapshots-test', {
+  env: {
+    BEARER_TOKEN: TOKEN,
+    POOL_SIZE: '1',
+    FILE_SYSTEM: 'local',
+    SNAPSHOT_DIR: snapshotDir,
+    SNAPSHOT_KEEP_VERSIONS: '3',
+  },
+  warm: 1,
+});
 let client: SandboxClient;
-let snapshotDir: string;
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -41,29 +44,8 @@ async function stdoutOf(sandbox: Sandbox, command: string): Promise<string> {
 
 const keyFor = (what: string) => `sdk-${what}-${randomUUID()}`;
 
-beforeAll(async () => {
-  await requireImage();
-  await removeContainersOf(DEPLOYMENT_ID);
-  snapshotDir = mkdtempSync(join(tmpdir(), `${DEPLOYMENT_ID}-`));
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT_ID,
-    portRange: '53660-53679',
-    env: {
-      BEARER_TOKEN: TOKEN,
-      POOL_SIZE: '1',
-      FILE_SYSTEM: 'local',
-      SNAPSHOT_DIR: snapshotDir,
-      SNAPSHOT_KEEP_VERSIONS: '3',
-    },
-  });
+beforeAll(() => {
   client = new SandboxClient({ baseUrl: server.url, token: TOKEN });
-  await waitForWarm(server, 'base', 1);
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT_ID);
-  if (snapshotDir) rmSync(snapshotDir, { recursive: true, force: true });
 });
 
 describe('snapshots through the SDK', () => {

@@ -5,66 +5,23 @@
  * which still serves the one a caller holds; the last replica of X cleans X up.
  */
 import { readdirSync } from 'node:fs';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  type ServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
-import {
-  containerSandboxIds,
-  expectNothingLeft,
-  keysOf,
-  portsHeld,
-  recordsOf,
-  redisClient,
-  startRedisServerProcess,
-  tempMountDir,
-} from './support.js';
+import { describe, expect, it } from 'vitest';
+import { withDeployment, withRedis } from '../support/fixture.js';
+import { type ServerProcess, waitForWarm } from '../support/server-process.js';
+import { containerSandboxIds, expectNothingLeft, keysOf, onRedis, portsHeld, recordsOf } from './support.js';
 
-const X = 'h10-test-deployment-x';
-const Y = 'h10-test-deployment-y';
-/** One range for both: they share the host-wide port map. */
-const PORT_RANGE = '56500-56999';
 const POOL = 2;
 
 describe('two deployments on one Redis', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  const servers: ServerProcess[] = [];
-  const mountDirs: Record<typeof X | typeof Y, string> = { [X]: tempMountDir(X), [Y]: tempMountDir(Y) };
+  const { redis, client } = withRedis();
+  const x = withDeployment('h10-test-deployment-x', { start: onRedis(redis), ports: 40 });
+  // One range for both: they share the host-wide port map.
+  const y = withDeployment('h10-test-deployment-y', { start: onRedis(redis), sharePortsWith: x });
+  const X = x.id;
+  const Y = y.id;
 
-  const start = async (deploymentId: typeof X | typeof Y): Promise<ServerProcess> => {
-    const server = await startRedisServerProcess(redis, {
-      deploymentId,
-      portRange: PORT_RANGE,
-      mountDir: mountDirs[deploymentId],
-      env: { POOL_SIZE: String(POOL) },
-    });
-    servers.push(server);
-    return server;
-  };
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(X);
-    await removeContainersOf(Y);
-    redis = await startRedisServer();
-    client = redisClient(redis);
-  });
-
-  afterAll(async () => {
-    for (const server of servers) await server.stop('SIGKILL');
-    await removeContainersOf(X);
-    await removeContainersOf(Y);
-    client?.disconnect();
-    await redis?.stop();
-    for (const dir of Object.values(mountDirs)) removeMountDir(dir);
-  });
+  const start = (deploymentId: string): Promise<ServerProcess> =>
+    (deploymentId === X ? x : y).start({ env: { POOL_SIZE: String(POOL) } });
 
   it("cleans up only its own deployment, and leaves a replica's sandboxes to the replicas still running", async () => {
     const x1 = await start(X);
@@ -86,7 +43,7 @@ describe('two deployments on one Redis', () => {
     // Y, alone in its deployment, cleans up everything of Y's and nothing else.
     expect(await y.stop('SIGTERM')).toBe(0);
     await expectNothingLeft(client, Y, yIds);
-    expect(readdirSync(mountDirs[Y])).toEqual([]);
+    expect(readdirSync(y.mountDir)).toEqual([]);
     expect(await containerSandboxIds(X)).toEqual(xContainers);
     expect((await portsHeld(client)).map((p) => p.owner).sort()).toEqual(xContainers);
     const whoX = await x2.call('POST', `/v1/sandboxes/${heldX.body.id}/exec`, { command: 'echo $WHO' });
@@ -109,6 +66,6 @@ describe('two deployments on one Redis', () => {
     // x2 is the last of X: it cleans X up.
     expect(await x2.stop('SIGTERM')).toBe(0);
     await expectNothingLeft(client, X);
-    expect(readdirSync(mountDirs[X])).toEqual([]);
+    expect(readdirSync(x.mountDir)).toEqual([]);
   }, 300_000);
 });

@@ -6,28 +6,11 @@
  * acquires and calls work, and containers whose records were lost with the old Redis are destroyed
  * by the reconciler.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  eventually,
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  type ServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
-import {
-  containerSandboxIds,
-  expectNothingLeft,
-  LEADER_LEASE_MS,
-  recordsOf,
-  redisClient,
-  startRedisServerProcess,
-  tempMountDir,
-} from './support.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withRedis, withServer } from '../support/fixture.js';
+import { eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
+import { containerSandboxIds, expectNothingLeft, LEADER_LEASE_MS, onRedis, recordsOf } from './support.js';
 
-const DEPLOYMENT = 'h10-test-outage';
 const POOL = 2;
 /**
  * What a caller may get while Redis is away or just back empty: the store is unavailable; a sandbox
@@ -88,35 +71,18 @@ function keepBusy(server: ServerProcess): {
 }
 
 describe('Redis outage and restart', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  let server: ServerProcess;
-  const mountDir = tempMountDir(DEPLOYMENT);
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    redis = await startRedisServer();
-    client = redisClient(redis);
-    // The test's own client must not give up while Redis is away.
+  const { redis, client } = withRedis();
+  // The test's own client must not give up while Redis is away.
+  beforeAll(() => {
     client.on('error', () => undefined);
-    server = await startRedisServerProcess(redis, {
-      deploymentId: DEPLOYMENT,
-      portRange: '56000-56499',
-      workers: 2,
-      mountDir,
-      env: { POOL_SIZE: String(POOL) },
-    });
-    await waitForWarm(server, 'base', POOL);
   });
-
-  afterAll(async () => {
-    await server?.stop('SIGKILL');
-    await removeContainersOf(DEPLOYMENT);
-    client?.disconnect();
-    await redis?.stop();
-    removeMountDir(mountDir);
+  const server = withServer('h10-test-outage', {
+    start: onRedis(redis, 2),
+    ports: 40,
+    env: { POOL_SIZE: String(POOL) },
+    warm: POOL,
   });
+  const DEPLOYMENT = server.deployment.id;
 
   it('answers 503 STATE_STORE_UNAVAILABLE while Redis is down, and resumes once it is back', async () => {
     const before = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});

@@ -1,75 +1,48 @@
 /**
  * Two separately started server processes (replicas) of one deployment on one real redis-server
- * act as one server: 500 acquire/use/release cycles spread over both never hand a sandbox or a
+ * act as one server: concurrent acquire/use/release cycles spread over both never hand a sandbox or a
  * host port out twice, and each serves the other's sandboxes. Killing the leader with SIGKILL: the
  * other replica takes over refilling within the lease time, and the last replica to stop cleans up
  * everything.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  eventually,
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  type ServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withDeployment, withRedis } from '../support/fixture.js';
+import { eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
 import {
   containerSandboxIds,
   expectNothingLeft,
+  KEY_PREFIX,
   LEADER_LEASE_MS,
   lastLeader,
+  onRedis,
+  RACE,
   recordsOf,
-  redisClient,
   runCycles,
-  startRedisServerProcess,
-  tempMountDir,
 } from './support.js';
 
-const DEPLOYMENT = 'h10-test-replicas';
-const POOL = 5;
+const POOL = RACE.pool;
 
 describe('two replicas of one deployment on one Redis', () => {
-  let redis: RedisServer;
-  let client: Redis;
+  const { redis, client } = withRedis();
+  const deployment = withDeployment('h10-test-replicas', { start: onRedis(redis), ports: 100 });
+  const DEPLOYMENT = deployment.id;
   let replicas: ServerProcess[] = [];
-  const mountDir = tempMountDir(DEPLOYMENT);
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    redis = await startRedisServer();
-    client = redisClient(redis);
-    const start = () =>
-      startRedisServerProcess(redis, {
-        deploymentId: DEPLOYMENT,
-        portRange: '55500-55999',
-        mountDir,
-        env: { POOL_SIZE: String(POOL) },
-      });
+    const start = () => deployment.start({ env: { POOL_SIZE: String(POOL) } });
     replicas = [await start(), await start()];
     await waitForWarm(replicas[0] as ServerProcess, 'base', POOL);
   });
 
-  afterAll(async () => {
-    for (const replica of replicas) await replica.stop('SIGKILL');
-    await removeContainersOf(DEPLOYMENT);
-    client?.disconnect();
-    await redis?.stop();
-    removeMountDir(mountDir);
-  });
-
-  it('runs 500 concurrent acquire/release cycles over both replicas without handing anything out twice', async () => {
-    const report = await runCycles(replicas, client, { cycles: 500, concurrency: 20 });
+  it(`runs ${RACE.cycles} concurrent acquire/release cycles over both replicas without handing anything out twice`, async () => {
+    const report = await runCycles(replicas, client, RACE);
     expect(report.fromPool).toBeGreaterThanOrEqual(POOL);
     expect(report.servingPids).toEqual(new Set(replicas.map((r) => r.child.pid)));
     await waitForWarm(replicas[0] as ServerProcess, 'base', POOL);
     const records = await recordsOf(client, DEPLOYMENT);
     expect(records.map((r) => r.status)).toEqual(Array(POOL).fill('warm'));
     expect(await containerSandboxIds(DEPLOYMENT)).toEqual(records.map((r) => r.id).sort());
-  }, 900_000);
+  }, 300_000);
 
   it('hands refilling to the other replica within the lease time when the leader is killed', async () => {
     const leader = lastLeader(replicas);
@@ -110,8 +83,13 @@ describe('two replicas of one deployment on one Redis', () => {
 
   it('leaves nothing behind when the last replica stops', async () => {
     const survivor = replicas[0] as ServerProcess;
-    // The killed replica's heartbeat has run out by now, so the survivor knows it is the last.
-    await new Promise((resolve) => setTimeout(resolve, LEADER_LEASE_MS));
+    // Only once the killed replica's heartbeat has run out does the survivor know it is the last.
+    await eventually('the killed replica to drop off the live replicas', async () => {
+      const [seconds, micros] = await client.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      const live = await client.zcount(`${KEY_PREFIX}:${DEPLOYMENT}:replicas`, `(${now}`, '+inf');
+      return live === 1 || undefined;
+    });
     expect(await survivor.stop('SIGTERM')).toBe(0);
     replicas = [];
     await expectNothingLeft(client, DEPLOYMENT);

@@ -3,12 +3,10 @@
  * a direct Redis client to look at what they keep there (SCAN is fine in a test; the server never
  * scans), and the acquire/use/release cycle run under load with its no-double-handout checks.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { LABELS } from '../../server/src/deployers/deployer.js';
+import { redisClient } from '../support/fixture.js';
 import type { RedisServer } from '../support/redis-server.js';
 import {
   docker,
@@ -25,12 +23,14 @@ export const LEADER_LEASE_MS = 3000;
 /** Shared by every replica so they derive the same sandbox tokens (REDIS_ENABLED requires one). */
 export const SANDBOX_TOKEN_SECRET = 'redis-tests-sandbox-token-secret-0123456789';
 
-export function redisClient(redis: RedisServer): Redis {
-  return new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: false, maxRetriesPerRequest: 1 });
-}
+export { redisClient };
 
-export function tempMountDir(deploymentId: string): string {
-  return mkdtempSync(join(tmpdir(), `${deploymentId}-mounts-`));
+/** How the fixture (withServer, withDeployment) starts a server on `redis`: see startRedisServerProcess. */
+export function onRedis(
+  redis: RedisServer,
+  workers?: number,
+): (options: ServerProcessOptions) => Promise<ServerProcess> {
+  return (options) => startRedisServerProcess(redis, { ...options, workers });
 }
 
 /** A server process on `redis`, with the short maintenance interval and lease of these tests. */
@@ -149,6 +149,15 @@ export function lastLeader(
   }
   return last;
 }
+
+/**
+ * The race test of workers and replicas: 20 claims in flight at once against a pool of 5, so warm
+ * claims, cold creates and the refiller contend on every round, spread over both processes. What
+ * it proves (no id or host port handed out twice, every holder alone in its sandbox, both serving)
+ * comes from the concurrency, not the count: 100 cycles are five full turnovers of the 20 in
+ * flight; the 500 these once ran repeated the same interleavings for 5-8 minutes per file.
+ */
+export const RACE = { pool: 5, cycles: 100, concurrency: 20 } as const;
 
 export interface CycleReport {
   cycles: number;

@@ -1,69 +1,40 @@
 /**
  * WORKERS=2: one server, two worker processes (node:cluster) on one listening port, sharing pool,
- * port and sandbox state through a real redis-server. 500 acquire/use/release cycles never hand a
+ * port and sandbox state through a real redis-server. Concurrent acquire/use/release cycles never hand a
  * sandbox or a host port out twice; a worker killed with SIGKILL in the middle of pool creates is
  * replaced, and what it left half-made is cleared within a lease and a reconcile pass; SIGTERM
  * leaves no container, key or port behind.
  */
 import { readdirSync } from 'node:fs';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  eventually,
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  type ServerProcess,
-  waitForWarm,
-  workspaceDirsIn,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { withRedis, withServer } from '../support/fixture.js';
+import { eventually, waitForWarm, workspaceDirsIn } from '../support/server-process.js';
 import {
   containerSandboxIds,
   expectNothingLeft,
   lastLeader,
+  onRedis,
   portsHeld,
+  RACE,
   recordsOf,
-  redisClient,
   runCycles,
-  startRedisServerProcess,
-  tempMountDir,
 } from './support.js';
 
-const DEPLOYMENT = 'h10-test-workers';
-const POOL = 5;
+const POOL = RACE.pool;
 
 describe('two workers on one Redis', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  let server: ServerProcess;
-  const mountDir = tempMountDir(DEPLOYMENT);
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    redis = await startRedisServer();
-    client = redisClient(redis);
-    server = await startRedisServerProcess(redis, {
-      deploymentId: DEPLOYMENT,
-      portRange: '55000-55499',
-      workers: 2,
-      mountDir,
-      env: { POOL_SIZE: String(POOL) },
-    });
-    await waitForWarm(server, 'base', POOL);
+  const { redis, client } = withRedis();
+  const server = withServer('h10-test-workers', {
+    start: onRedis(redis, 2),
+    ports: 100,
+    env: { POOL_SIZE: String(POOL) },
+    warm: POOL,
   });
+  const DEPLOYMENT = server.deployment.id;
+  const mountDir = server.deployment.mountDir;
 
-  afterAll(async () => {
-    await server?.stop('SIGKILL');
-    await removeContainersOf(DEPLOYMENT);
-    client?.disconnect();
-    await redis?.stop();
-    removeMountDir(mountDir);
-  });
-
-  it('runs 500 concurrent acquire/release cycles across both workers without handing anything out twice', async () => {
-    const report = await runCycles([server], client, { cycles: 500, concurrency: 20 });
+  it(`runs ${RACE.cycles} concurrent acquire/release cycles across both workers without handing anything out twice`, async () => {
+    const report = await runCycles([server], client, RACE);
     expect(report.fromPool).toBeGreaterThanOrEqual(POOL);
     // Both workers handed out sandboxes (the primary shares connections out round-robin).
     expect(report.servingPids.size).toBe(2);
@@ -72,7 +43,7 @@ describe('two workers on one Redis', () => {
     expect(records.map((r) => r.status)).toEqual(Array(POOL).fill('warm'));
     expect(await containerSandboxIds(DEPLOYMENT)).toEqual(records.map((r) => r.id).sort());
     expect((await portsHeld(client)).map((p) => p.owner).sort()).toEqual(records.map((r) => r.id).sort());
-  }, 900_000);
+  }, 300_000);
 
   it('replaces a worker killed mid-create, clears what it left half-made and loses no held sandbox', async () => {
     const leader = lastLeader([server]);

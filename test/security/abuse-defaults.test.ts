@@ -6,51 +6,33 @@
  * limit, which exists without MAX_SANDBOX_INSTANCES; and no route answers with a wildcard CORS
  * header. Raw sockets where the point is what the client does not send.
  */
-import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { bodyTextOf, RawClient, statusOf } from '../support/raw-http.js';
+import { containersOf, eventually } from '../support/server-process.js';
 
-const DEPLOYMENT = 'rsbx-sec-defaults';
+const DEPLOYMENT = testDeploymentId('rsbx-sec-defaults');
 const TOKEN = 'abuse-defaults-token';
 const IDLE_MS = 1000;
 const MAX_JSON_BYTES = 1024 * 1024;
 const JSON_BYTES_IN_FLIGHT = 2 * MAX_JSON_BYTES;
-/** Longer than any timeout under test: a wait past it means the server never cut the client off. */
-const CUT_OFF_WITHIN_MS = 15_000;
 const DAY_SECONDS = 24 * 60 * 60;
 
 describe('safe defaults against abusive clients', () => {
-  let server: ServerProcess;
+  const server = withServer('rsbx-sec-defaults', {
+    env: {
+      POOL_SIZE: '0',
+      BEARER_TOKEN: TOKEN,
+      HEADERS_TIMEOUT_MS: String(IDLE_MS),
+      BODY_IDLE_TIMEOUT_MS: String(IDLE_MS),
+      MAX_JSON_BYTES: String(MAX_JSON_BYTES),
+      JSON_BYTES_IN_FLIGHT: String(JSON_BYTES_IN_FLIGHT),
+    },
+  });
   let port: number;
 
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '57200-57209',
-      env: {
-        POOL_SIZE: '0',
-        BEARER_TOKEN: TOKEN,
-        HEADERS_TIMEOUT_MS: String(IDLE_MS),
-        BODY_IDLE_TIMEOUT_MS: String(IDLE_MS),
-        MAX_JSON_BYTES: String(MAX_JSON_BYTES),
-        JSON_BYTES_IN_FLIGHT: String(JSON_BYTES_IN_FLIGHT),
-      },
-    });
+  beforeAll(() => {
     port = Number(new URL(server.url).port);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
   });
 
   it('cuts off a client that never finishes its headers', async () => {
@@ -208,56 +190,6 @@ describe('safe defaults against abusive clients', () => {
   }
 });
 
-/** A client on a bare socket: it sends exactly what it is told, and collects what comes back. */
-class RawClient {
-  private received = '';
-  private readonly ended: Promise<string>;
-
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.received += chunk.toString('utf8');
-    });
-    this.ended = new Promise((resolve) => socket.once('close', () => resolve(this.received)));
-  }
-
-  static open(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => resolve(new RawClient(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  write(data: string | Buffer): void {
-    if (!this.socket.destroyed) this.socket.write(data);
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  /** Everything the server sent, once it closed the connection; fails if it never does. */
-  async closed(): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    const never = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`the server kept the connection open; it sent: ${this.received}`)),
-        CUT_OFF_WITHIN_MS,
-      );
-    });
-    try {
-      return await Promise.race([this.ended, never]);
-    } finally {
-      clearTimeout(timer);
-      this.socket.destroy();
-    }
-  }
-}
-
-function statusOf(answer: string): number {
-  return Number(answer.match(/^HTTP\/1\.1 (\d{3}) /)?.[1]);
-}
-
 function bodyOf(answer: string): unknown {
-  const body = answer.slice(answer.indexOf('\r\n\r\n') + 4);
-  return JSON.parse(body);
+  return JSON.parse(bodyTextOf(answer));
 }

@@ -4,36 +4,19 @@
  * Host), nor through a cross-site request (the browser sends the page's Origin, and may send an
  * untyped body without asking first). Raw HTTP over a socket, so the headers are exactly these.
  */
-import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { rawRequest } from '../support/raw-http.js';
+import { containersOf } from '../support/server-process.js';
 
-const DEPLOYMENT = 'rsbx-sec-loopback';
+const DEPLOYMENT = testDeploymentId('rsbx-sec-loopback');
 
 describe('auth off serves loopback clients only', () => {
-  let server: ServerProcess;
+  const server = withServer('rsbx-sec-loopback', { env: { POOL_SIZE: '0' } });
   let port: number;
 
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '58660-58669',
-      env: { POOL_SIZE: '0' },
-    });
+  beforeAll(() => {
     port = Number(new URL(server.url).port);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
   });
 
   it.each<{ name: string; headers: Record<string, string> }>([
@@ -80,17 +63,6 @@ describe('auth off serves loopback clients only', () => {
     headers: Record<string, string>,
     body?: string,
   ): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    return rawRequest(port, { method, path, headers, body });
   }
 });

@@ -3,17 +3,9 @@
  * series; /v1/openapi.json, valid OpenAPI 3.1 naming every route the server answers; and
  * /v1/sandbox-types with images and pool status.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { withServer } from '../support/fixture.js';
 import { BASE_IMAGE } from '../support/images.js';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
-
-const DEPLOYMENT = 'h5-test-api-surface';
 
 const EXPECTED_ROUTES = [
   'get /healthz',
@@ -51,22 +43,9 @@ interface OpenApiOperation {
 }
 
 describe('metrics, OpenAPI and types', () => {
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51340-51349',
-      env: { POOL_SIZE: '1' },
-    });
-    await waitForWarm(server, 'base', 1);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  const server = withServer('h5-test-api-surface', {
+    env: { POOL_SIZE: '1' },
+    warm: 1,
   });
 
   it('exposes pool gauges, sandbox counts, acquire and exec histograms and error counts', async () => {

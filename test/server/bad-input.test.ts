@@ -4,17 +4,10 @@
  * workspace. Every error answered at a route is one its operation declares in /v1/openapi.json.
  * And the CLI refuses bad settings with one line and exit code 2.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  removeContainersOf,
-  requireImage,
-  runServerCli,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withServer } from '../support/fixture.js';
+import { runServerCli } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-bad-input';
 const TOKEN = 'bad-input-test-token-abcdef0123';
 const MAX_JSON_BYTES = 2048;
 const MAX_UPLOAD_BYTES = 8192;
@@ -32,36 +25,26 @@ const answered: Array<{ method: string; path: string; status: number; code: stri
 const methodOf = new WeakMap<Response, string>();
 
 describe('bad input over HTTP', () => {
-  let server: ServerProcess;
   let sandboxId: string;
+  const server = withServer('h5-test-bad-input', {
+    env: {
+      POOL_SIZE: '1',
+      BEARER_TOKEN: TOKEN,
+      MAX_JSON_BYTES: String(MAX_JSON_BYTES),
+      MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
+    },
+    warm: 1,
+  });
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51320-51339',
-      env: {
-        POOL_SIZE: '1',
-        BEARER_TOKEN: TOKEN,
-        MAX_JSON_BYTES: String(MAX_JSON_BYTES),
-        MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
-      },
-    });
     const plainFetch = server.fetch.bind(server);
     server.fetch = async (path, init) => {
       const response = await plainFetch(path, init);
       methodOf.set(response, init?.method ?? 'GET');
       return response;
     };
-    await waitForWarm(server, 'base', 1);
     const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
     sandboxId = acquired.body.id;
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
   });
 
   async function expectError(response: Response, status: number, code: string): Promise<ErrorAnswer> {

@@ -3,35 +3,16 @@
  * released, concurrent ones included, and a PORT_RANGE of two ports serves many sandboxes one after another, which only works
  * if every release gives its port back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  docker,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { containersOf, docker } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-capacity';
-const PORTS = [51160, 51161];
+const DEPLOYMENT = testDeploymentId('h5-test-capacity');
 
 describe('capacity limits', () => {
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: `${PORTS[0]}-${PORTS[1]}`,
-      env: { POOL_SIZE: '0', MAX_SANDBOX_INSTANCES: '2' },
-    });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  const server = withServer('h5-test-capacity', {
+    ports: 2,
+    env: { POOL_SIZE: '0', MAX_SANDBOX_INSTANCES: '2' },
   });
 
   async function hostPortOf(id: string): Promise<number> {
@@ -94,6 +75,7 @@ describe('capacity limits', () => {
       expect(echo.body).toMatchObject({ stdout: 'ok\n' });
       expect((await server.fetch(`/v1/sandboxes/${body.id}`, { method: 'DELETE' })).status).toBe(204);
     }
-    expect(new Set(used)).toEqual(new Set(PORTS));
+    const [first, last] = server.deployment.portRange.split('-').map(Number);
+    expect(new Set(used)).toEqual(new Set([first, last]));
   });
 });

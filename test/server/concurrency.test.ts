@@ -3,39 +3,19 @@
  * own host port, each sandbox works, and once all are released and the pool is sized to zero not a
  * container or workspace dir of the deployment is left.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  docker,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { containersOf, docker, eventually } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-concurrency';
+const DEPLOYMENT = testDeploymentId('h5-test-concurrency');
 const BURST = 50;
 
 describe('concurrent acquires', () => {
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51200-51299',
-      // Above the limit derived from a small machine's memory: the point is 50 at once.
-      env: { POOL_SIZE: '5', MAX_SANDBOX_INSTANCES: '60' },
-    });
-    await waitForWarm(server, 'base', 5);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  const server = withServer('h5-test-concurrency', {
+    ports: 100,
+    // Above the limit derived from a small machine's memory: the point is 50 at once.
+    env: { POOL_SIZE: '5', MAX_SANDBOX_INSTANCES: '60' },
+    warm: 5,
   });
 
   it(`serves ${BURST} simultaneous acquires with distinct sandboxes and ports, and leaves nothing behind`, async () => {

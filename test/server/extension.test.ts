@@ -6,27 +6,19 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../server/src/package-root.js';
-import { IMAGE_ENV, testImage } from '../support/images.js';
-import {
-  containersOf,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { BASE_IMAGE, IMAGE_ENV, testImage } from '../support/images.js';
+import { containersOf } from '../support/server-process.js';
 import { TSX_ARGS } from '../support/tsx.js';
 
-const DEPLOYMENT = 'h5-test-extension';
+const DEPLOYMENT = testDeploymentId('h5-test-extension');
 const EXTENSION = 'extensions/python-data/index.ts';
 const IMAGE = testImage('python-data');
 
 describe('a sandbox type from an extension', () => {
-  let server: ServerProcess;
-
   beforeAll(async () => {
-    await requireImage();
     const root = packageRoot();
     // Up to date in a second when nothing changed; a first build installs Python packages.
     await promisify(execFile)(
@@ -37,19 +29,12 @@ describe('a sandbox type from an extension', () => {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...IMAGE_ENV },
       },
     );
-    await requireImage(IMAGE);
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51350-51359',
-      env: { POOL_SIZE: '0' },
-      args: ['--extension', EXTENSION],
-    });
   });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  // Registered after the build above, so its image check and start run once the image exists.
+  const server = withServer('h5-test-extension', {
+    images: [BASE_IMAGE, IMAGE],
+    env: { POOL_SIZE: '0' },
+    args: ['--extension', EXTENSION],
   });
 
   it('lists the type and acquires a working sandbox of it', async () => {

@@ -5,19 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  docker,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { containersOf, docker, eventually, waitForWarm } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-lifecycle';
+const DEPLOYMENT = testDeploymentId('h5-test-lifecycle');
 const TOKEN = 'lifecycle-test-token-0123456789';
 
 interface Info {
@@ -34,23 +26,11 @@ interface Info {
 }
 
 describe('sandbox lifecycle over HTTP', () => {
-  let server: ServerProcess;
   let sandbox: Info;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51100-51139',
-      env: { POOL_SIZE: '2', BEARER_TOKEN: TOKEN, MAINTENANCE_INTERVAL_MS: '500' },
-    });
-    await waitForWarm(server, 'base', 2);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  const server = withServer('h5-test-lifecycle', {
+    ports: 40,
+    env: { POOL_SIZE: '2', BEARER_TOKEN: TOKEN, MAINTENANCE_INTERVAL_MS: '500' },
+    warm: 2,
   });
 
   it('hands out a warm pool sandbox bound to the caller, and the pool refills', async () => {

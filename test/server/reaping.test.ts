@@ -4,37 +4,16 @@
  * warm sandbox whose container died is replaced.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  docker,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { testDeploymentId, withServer } from '../support/fixture.js';
+import { containersOf, docker, eventually, waitForWarm } from '../support/server-process.js';
 
-const DEPLOYMENT = 'h5-test-reaping';
+const DEPLOYMENT = testDeploymentId('h5-test-reaping');
 
 describe('reaping', () => {
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '51140-51159',
-      env: { POOL_SIZE: '1', MAINTENANCE_INTERVAL_MS: '200' },
-    });
-    await waitForWarm(server, 'base', 1);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
+  const server = withServer('h5-test-reaping', {
+    env: { POOL_SIZE: '1', MAINTENANCE_INTERVAL_MS: '200' },
+    warm: 1,
   });
 
   async function acquire(body: Record<string, unknown>): Promise<string> {

@@ -3,49 +3,29 @@
  * request in flight still finishes, the process exits 0, and no container of the deployment is left.
  * A crash (SIGKILL) leaves containers, and the next start with the same deployment destroys them.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  containersOf,
-  eventually,
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  startServerProcess,
-  waitForWarm,
-  workspaceDirsIn,
-} from '../support/server-process.js';
-
-const DEPLOYMENT = 'h5-test-shutdown';
-const PORT_RANGE = '51300-51319';
+import { describe, expect, it } from 'vitest';
+import { withDeployment } from '../support/fixture.js';
+import { containersOf, eventually, waitForWarm, workspaceDirsIn } from '../support/server-process.js';
 
 describe('shutdown and restart', () => {
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-  });
-
-  afterAll(async () => {
-    await removeContainersOf(DEPLOYMENT);
-  });
+  const deployment = withDeployment('h5-test-shutdown');
+  const DEPLOYMENT = deployment.id;
 
   it('drains on SIGTERM, then removes every sandbox of the deployment and exits 0', async () => {
-    const server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: PORT_RANGE,
-      env: { POOL_SIZE: '2', SHUTDOWN_GRACE_MS: '10000' },
-    });
+    const server = await deployment.start({ env: { POOL_SIZE: '2', SHUTDOWN_GRACE_MS: '10000' } });
     await waitForWarm(server, 'base', 2);
     const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
     expect(acquired.status).toBe(201);
     expect((await containersOf(DEPLOYMENT)).length).toBeGreaterThanOrEqual(2);
 
     const inFlight = server.call('POST', `/v1/sandboxes/${acquired.body.id}/exec`, {
-      command: 'sleep 2; echo finished',
+      command: 'touch /workspace/started; sleep 2; echo finished',
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // SIGTERM once the exec is running in the sandbox, so the drain has a request to wait for.
+    const started = join(server.workspaceDir(acquired.body.id), 'started');
+    await eventually('the exec to start', () => existsSync(started) || undefined, 10_000, 20);
     server.child.kill('SIGTERM');
 
     await eventually('readiness to fail', async () => {
@@ -65,13 +45,8 @@ describe('shutdown and restart', () => {
   });
 
   it('destroys the containers a crashed run left behind when the deployment starts again', async () => {
-    const mountDir = mkdtempSync(join(tmpdir(), `${DEPLOYMENT}-mounts-`));
-    const crashed = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: PORT_RANGE,
-      env: { POOL_SIZE: '2' },
-      mountDir,
-    });
+    const { mountDir } = deployment;
+    const crashed = await deployment.start({ env: { POOL_SIZE: '2' } });
     await waitForWarm(crashed, 'base', 2);
     const acquired = await crashed.call<{ id: string }>('POST', '/v1/sandboxes', {});
     expect(acquired.status).toBe(201);
@@ -81,12 +56,7 @@ describe('shutdown and restart', () => {
     const leftoverDirs = workspaceDirsIn(mountDir, DEPLOYMENT);
     expect(leftoverDirs).toContain(acquired.body.id);
 
-    const restarted = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: PORT_RANGE,
-      env: { POOL_SIZE: '1' },
-      mountDir,
-    });
+    const restarted = await deployment.start({ env: { POOL_SIZE: '1' } });
     // The reconcile pass runs before the server listens: the leftovers are gone already.
     const now = (await containersOf(DEPLOYMENT)).map((c) => c.Id);
     expect(now.filter((id) => leftovers.includes(id))).toEqual([]);
@@ -95,6 +65,5 @@ describe('shutdown and restart', () => {
     expect(await restarted.stop()).toBe(0);
     expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
     expect(readdirSync(mountDir)).toEqual([]);
-    removeMountDir(mountDir);
   });
 });

@@ -5,44 +5,23 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll } from 'vitest';
 import { LocalBlobStore } from '../../server/src/snapshots/local-blob-store.js';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { withServer } from '../support/fixture.js';
 import { describeSnapshotApi } from './snapshot-api-suite.js';
 
-const DEPLOYMENT = 'h9-test-snapshots-local';
 const KEEP_VERSIONS = 2;
 
-let server: ServerProcess;
-let snapshotDir: string;
-
-beforeAll(async () => {
-  await requireImage();
-  await removeContainersOf(DEPLOYMENT);
-  snapshotDir = mkdtempSync(join(tmpdir(), `${DEPLOYMENT}-snapshots-`));
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT,
-    portRange: '53600-53629',
-    env: {
-      POOL_SIZE: '2',
-      FILE_SYSTEM: 'local',
-      SNAPSHOT_DIR: snapshotDir,
-      SNAPSHOT_KEEP_VERSIONS: String(KEEP_VERSIONS),
-    },
-  });
-  await waitForWarm(server, 'base', 2);
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT);
-  if (snapshotDir) rmSync(snapshotDir, { recursive: true, force: true });
+const snapshotDir = mkdtempSync(join(tmpdir(), 'h9-test-snapshots-local-snapshots-'));
+afterAll(() => rmSync(snapshotDir, { recursive: true, force: true }));
+const server = withServer('h9-test-snapshots-local', {
+  env: {
+    POOL_SIZE: '2',
+    FILE_SYSTEM: 'local',
+    SNAPSHOT_DIR: snapshotDir,
+    SNAPSHOT_KEEP_VERSIONS: String(KEEP_VERSIONS),
+  },
+  warm: 2,
 });
 
 describeSnapshotApi('FILE_SYSTEM=local', () => ({

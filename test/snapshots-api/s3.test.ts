@@ -8,44 +8,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
+import { testDeploymentId, withServer } from '../support/fixture.js';
 import { type S3Server, startS3Server } from '../support/s3-server.js';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
 import { describeSnapshotApi } from './snapshot-api-suite.js';
 import { acquire, type ErrorAnswer, MiB, sh, snapshot } from './workspace.js';
 
-const DEPLOYMENT = 'h9-test-snapshots-s3';
+const DEPLOYMENT = testDeploymentId('h9-test-snapshots-s3');
 const KEEP_VERSIONS = 2;
 const KEY_PREFIX = `${DEPLOYMENT}/`;
 
 let s3: S3Server;
-let server: ServerProcess;
 let blobs: S3BlobStore;
 
 beforeAll(async () => {
-  await requireImage();
-  await removeContainersOf(DEPLOYMENT);
   s3 = await startS3Server();
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT,
-    portRange: '53630-53659',
-    env: {
-      POOL_SIZE: '2',
-      FILE_SYSTEM: 'oss',
-      OSS_ENDPOINT: s3.endpoint,
-      OSS_BUCKET_NAME: s3.bucket,
-      OSS_REGION: s3.region,
-      OSS_ACCESS_KEY_ID: s3.accessKeyId,
-      OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
-      OSS_KEY_PREFIX: KEY_PREFIX,
-      SNAPSHOT_KEEP_VERSIONS: String(KEEP_VERSIONS),
-    },
-  });
   blobs = new S3BlobStore({
     endpoint: s3.endpoint,
     region: s3.region,
@@ -54,16 +30,30 @@ beforeAll(async () => {
     forcePathStyle: true,
     keyPrefix: KEY_PREFIX,
   });
-  await waitForWarm(server, 'base', 2);
 });
 
 afterAll(async () => {
-  s3?.recover();
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT);
   await blobs?.close();
   await s3?.stop();
 });
+
+const server = withServer('h9-test-snapshots-s3', {
+  env: () => ({
+    POOL_SIZE: '2',
+    FILE_SYSTEM: 'oss',
+    OSS_ENDPOINT: s3.endpoint,
+    OSS_BUCKET_NAME: s3.bucket,
+    OSS_REGION: s3.region,
+    OSS_ACCESS_KEY_ID: s3.accessKeyId,
+    OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
+    OSS_KEY_PREFIX: KEY_PREFIX,
+    SNAPSHOT_KEEP_VERSIONS: String(KEEP_VERSIONS),
+  }),
+  warm: 2,
+});
+
+// Runs before the server's own stop: a store left failing would stall its clean-up.
+afterAll(() => s3?.recover());
 
 describeSnapshotApi('FILE_SYSTEM=oss (s3rver)', () => ({
   server,

@@ -15,9 +15,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { LABELS } from '../../server/src/deployers/deployer.js';
+import { parseMountTable } from '../../server/src/mount-table.js';
 import { packageRoot } from '../../server/src/package-root.js';
+import { eventually } from './eventually.js';
 import { BASE_IMAGE, IMAGE_ENV } from './images.js';
 import { TSX_ARGS } from './tsx.js';
+
+// Most callers take it from here with the rest of the server helpers.
+export { eventually };
 
 export const docker = new Docker();
 const root = packageRoot();
@@ -204,12 +209,10 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
  * workspace root mounted (nosuid,nodev) inside, which is unmounted first.
  */
 export function removeMountDir(dir: string): void {
-  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((point) => point.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const point of mountPoints) execFileSync('umount', ['-l', point]);
+  const points = parseMountTable(readFileSync('/proc/self/mountinfo', 'utf8'))
+    .map((entry) => entry.mountPoint)
+    .filter((point) => point.startsWith(`${dir}/`));
+  for (const point of points.sort((a, b) => b.length - a.length)) execFileSync('umount', ['-l', point]);
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -252,21 +255,6 @@ async function waitForReady(server: ServerProcess): Promise<void> {
     if (response?.status === 200) return;
     if (Date.now() > deadline) throw new Error(`${server.url}/readyz did not answer 200 in time`);
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Polls until `check` returns a value that is not undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

@@ -22,6 +22,7 @@ import { ServerMetrics } from '../../server/src/observability/metrics.js';
 import { createRegistry } from '../../server/src/sandbox-types/registry.js';
 import { MemoryStateStore } from '../../server/src/state/memory.js';
 import { ADMIN } from '../../server/src/tenants/caller.js';
+import { eventually } from '../support/eventually.js';
 import { FakeDeployer } from './support/fake-deployer.js';
 
 /** Restores as the test says: none found, failing, or done (recording the sandbox it went into). */
@@ -105,14 +106,8 @@ async function startManager(
   return { manager, restorer, deployer, store, workspaceRoot: workspaceRootOf(config) };
 }
 
-/** Polls until `check` holds; fails after `timeoutMs`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** Timeout and poll interval of the waits here: the fake deployer answers in microseconds. */
+const FAST = [10_000, 20] as const;
 
 /** Nothing of a sandbox is left: no record, slot, port, fake sandbox or workspace dir. */
 async function expectNothingLeft({ store, deployer, workspaceRoot }: Harness): Promise<void> {
@@ -128,7 +123,11 @@ describe('SandboxManager over a fake deployer', () => {
   it('destroys a warm sandbox whose sandboxd died and binds the caller to another', async () => {
     const harness = await startManager({ POOL_SIZE: '1' });
     const { manager, deployer } = harness;
-    await until('a warm sandbox', async () => (await manager.pool('base')).warm === 1);
+    await eventually(
+      'a warm sandbox',
+      async () => (await manager.pool('base')).warm === 1 || undefined,
+      ...FAST,
+    );
     const [dead] = [...deployer.live.values()];
     if (!dead) throw new Error('no warm sandbox');
     dead.behaviour.initStatus = 500;
@@ -198,7 +197,11 @@ describe('SandboxManager over a fake deployer', () => {
   it('reaps a sandbox idle past its timeout, and gives back all it held', async () => {
     const harness = await startManager();
     const bound = await harness.manager.acquire({ idleTimeoutSeconds: 1 }, ADMIN);
-    await until('the idle reap', async () => (await harness.store.get(bound.id)) === null);
+    await eventually(
+      'the idle reap',
+      async () => (await harness.store.get(bound.id)) === null || undefined,
+      ...FAST,
+    );
     await expectNothingLeft(harness);
   });
 
@@ -209,7 +212,11 @@ describe('SandboxManager over a fake deployer', () => {
       harness.manager.keepalive(bound.id, ADMIN).catch(() => undefined);
     }, 100);
     try {
-      await until('the TTL reap', async () => (await harness.store.get(bound.id)) === null);
+      await eventually(
+        'the TTL reap',
+        async () => (await harness.store.get(bound.id)) === null || undefined,
+        ...FAST,
+      );
     } finally {
       clearInterval(keepAlive);
     }
@@ -232,9 +239,12 @@ describe('SandboxManager over a fake deployer', () => {
     await store.delete(own.id);
 
     const ownWorkspace = join(harness.workspaceRoot, own.id);
-    await until(
+    await eventually(
       'the own orphan and its workspace to go',
-      () => deployer.destroyed.includes(ownSandbox.handle) && !deployer.workspaces.has(ownWorkspace),
+      () =>
+        (deployer.destroyed.includes(ownSandbox.handle) && !deployer.workspaces.has(ownWorkspace)) ||
+        undefined,
+      ...FAST,
     );
     expect(deployer.live.has(others.handle)).toBe(true);
     expect((await manager.get(kept.id, ADMIN)).status).toBe('claimed');

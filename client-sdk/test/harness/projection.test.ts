@@ -24,7 +24,7 @@ let client: SandboxClient;
 let uploads: string[][];
 
 beforeAll(async () => {
-  server = await startHarnessServer('harness-projection-test', '54000-54029');
+  server = await startHarnessServer('harness-projection-test');
   const recorder = recordingFetch();
   uploads = recorder.uploads;
   client = new SandboxClient({ baseUrl: server.url, fetch: recorder.fetch });

@@ -91,7 +91,7 @@ describe('with the local snapshot store', () => {
   let server: HarnessServer;
 
   beforeAll(async () => {
-    server = await startHarnessServer('harness-quickstart-test', '54100-54139', { POOL_SIZE: '0' });
+    server = await startHarnessServer('harness-quickstart-test', { POOL_SIZE: '0' });
   });
 
   afterAll(async () => {
@@ -117,7 +117,7 @@ describe('with snapshots on S3 (s3rver) and the Redis guard', () => {
   beforeAll(async () => {
     s3 = await startS3Server('harness-snapshots');
     redis = await startRedisServer();
-    server = await startHarnessServer('harness-quickstart-s3-test', '54140-54179', {
+    server = await startHarnessServer('harness-quickstart-s3-test', {
       POOL_SIZE: '0',
       FILE_SYSTEM: 'oss',
       OSS_ENDPOINT: s3.endpoint,

@@ -57,7 +57,7 @@ async function appendNote(h: Harness, context: { sessionId?: string; userId?: st
 }
 
 beforeAll(async () => {
-  server = await startHarnessServer('harness-session-test', '54060-54099');
+  server = await startHarnessServer('harness-session-test');
   redisServer = await startRedisServer();
   const recorder = recordingFetch();
   uploads = recorder.uploads;

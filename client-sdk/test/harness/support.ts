@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { extract } from 'tar-stream';
+import { testDeploymentId } from '../../../test/support/fixture.js';
+import { allocatePortRange } from '../../../test/support/port-ranges.js';
 import {
   removeContainersOf,
   requireImage,
@@ -17,22 +19,22 @@ import {
 import type { FetchFunction } from '../../src/index.js';
 
 export interface HarnessServer extends ServerProcess {
-  /** Stops the server and removes its containers and snapshot dir. */
+  /** Stops the server and removes its containers, snapshot dir and port range lock. */
   shutdown(): Promise<void>;
 }
 
 /** A server for one test file; FILE_SYSTEM=local in a fresh temp SNAPSHOT_DIR unless `env` says otherwise. */
 export async function startHarnessServer(
-  deploymentId: string,
-  portRange: string,
+  name: string,
   env: Record<string, string> = {},
 ): Promise<HarnessServer> {
   await requireImage();
-  await removeContainersOf(deploymentId);
+  const deploymentId = testDeploymentId(name);
+  const ports = allocatePortRange();
   const snapshotDir = mkdtempSync(join(tmpdir(), `${deploymentId}-snapshots-`));
   const server = await startServerProcess({
     deploymentId,
-    portRange,
+    portRange: ports.range,
     env: { FILE_SYSTEM: 'local', SNAPSHOT_DIR: snapshotDir, POOL_SIZE: '1', ...env },
   });
   return Object.assign(server, {
@@ -40,6 +42,7 @@ export async function startHarnessServer(
       await server.stop();
       await removeContainersOf(deploymentId);
       rmSync(snapshotDir, { recursive: true, force: true });
+      ports.release();
     },
   });
 }

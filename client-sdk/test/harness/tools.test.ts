@@ -19,7 +19,7 @@ let tools: AgentTools;
 let root: string;
 
 beforeAll(async () => {
-  server = await startHarnessServer('harness-tools-test', '54030-54059');
+  server = await startHarnessServer('harness-tools-test');
   sandbox = await new SandboxClient({ baseUrl: server.url }).create();
   root = (await sandbox.commands.run(['pwd'])).stdout.trim();
   tools = new AgentTools(sandbox, { workspaceRoot: root, maxResults: 5 });
