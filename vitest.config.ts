@@ -6,7 +6,12 @@ const UNIT = ['test/unit/**/*.test.ts'];
 
 export default defineConfig({
   // Tests run @runtime-sandbox/contract from its TypeScript source, as tsc and the bundles do.
-  ssr: { resolve: { conditions: ['runtime-sandbox-source', ...defaultServerConditions] } },
+  // Not 'module': packages such as the AWS SDK would resolve to ESM builds Node cannot load.
+  ssr: {
+    resolve: {
+      conditions: ['runtime-sandbox-source', ...defaultServerConditions.filter((c) => c !== 'module')],
+    },
+  },
   test: {
     testTimeout: 120_000,
     hookTimeout: 300_000,
