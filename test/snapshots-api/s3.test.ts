@@ -9,7 +9,7 @@ import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { type S3Server, startS3Server } from '../support/s3-server.js';
+import { type S3Server, snapshotSettingsFor, startS3Server } from '../support/s3-server.js';
 import { describeSnapshotApi } from './snapshot-api-suite.js';
 import { acquire, type ErrorAnswer, MiB, sh, snapshot } from './workspace.js';
 
@@ -40,13 +40,7 @@ afterAll(async () => {
 const server = withServer('h9-test-snapshots-s3', {
   env: () => ({
     POOL_SIZE: '2',
-    FILE_SYSTEM: 'oss',
-    OSS_ENDPOINT: s3.endpoint,
-    OSS_BUCKET_NAME: s3.bucket,
-    OSS_REGION: s3.region,
-    OSS_ACCESS_KEY_ID: s3.accessKeyId,
-    OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
-    OSS_KEY_PREFIX: KEY_PREFIX,
+    ...snapshotSettingsFor(s3, KEY_PREFIX),
     SNAPSHOT_KEEP_VERSIONS: String(KEEP_VERSIONS),
   }),
   warm: 2,

@@ -9,7 +9,7 @@ import { type ConfigInput, configSchema } from '../../server/src/config/schema.j
 import { createLogger } from '../../server/src/observability/logger.js';
 import { createSnapshotStore } from '../../server/src/snapshots/create-snapshot-store.js';
 import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
-import { type S3Server, startS3Server } from '../support/s3-server.js';
+import { type S3Server, snapshotSettingsFor, startS3Server } from '../support/s3-server.js';
 import { digestOf, MiB, randomish } from './payload.js';
 import {
   blobNameOf,
@@ -32,13 +32,7 @@ afterAll(async () => {
 async function openS3(settings: Partial<ConfigInput> = {}): Promise<OpenedBackend> {
   const keyPrefix = `test-${randomUUID()}/`;
   const config = configSchema.parse({
-    FILE_SYSTEM: 'oss',
-    OSS_ENDPOINT: s3.endpoint,
-    OSS_BUCKET_NAME: s3.bucket,
-    OSS_REGION: s3.region,
-    OSS_ACCESS_KEY_ID: s3.accessKeyId,
-    OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
-    OSS_KEY_PREFIX: keyPrefix,
+    ...snapshotSettingsFor(s3, keyPrefix),
     OSS_FORCE_PATH_STYLE: 'true',
     ...settings,
   });

@@ -46,6 +46,19 @@ const S3rver = createRequire(import.meta.url)('s3rver') as new (options: S3rverO
 const ACCESS_KEY_ID = 'S3RVER';
 const SECRET_ACCESS_KEY = 'S3RVER';
 
+/** The server's settings that put its snapshots in `s3` under `keyPrefix`. */
+export function snapshotSettingsFor(s3: S3Server, keyPrefix: string): Record<string, string> {
+  return {
+    FILE_SYSTEM: 'oss',
+    OSS_ENDPOINT: s3.endpoint,
+    OSS_BUCKET_NAME: s3.bucket,
+    OSS_REGION: s3.region,
+    OSS_ACCESS_KEY_ID: s3.accessKeyId,
+    OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
+    OSS_KEY_PREFIX: keyPrefix,
+  };
+}
+
 export async function startS3Server(bucket = 'snapshots'): Promise<S3Server> {
   const directory = mkdtempSync(join(tmpdir(), 'rsbx-test-s3-'));
   const s3rver = new S3rver({

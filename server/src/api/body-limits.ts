@@ -23,15 +23,23 @@ export class ByteBudget {
     return this.used;
   }
 
-  /** Takes `bytes` if they fit, and gives back a release function (safe to call twice); else undefined. */
-  take(bytes: number): (() => void) | undefined {
-    if (this.used + bytes > this.capacity) return undefined;
-    this.used += bytes;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.used -= bytes;
+  /**
+   * An empty hold that grows as a body arrives: `grow` takes more bytes if they fit (false when
+   * they do not, taking nothing), `release` gives back all it took (safe to call twice).
+   */
+  hold(): { grow(bytes: number): boolean; release(): void } {
+    let held = 0;
+    return {
+      grow: (bytes) => {
+        if (this.used + bytes > this.capacity) return false;
+        this.used += bytes;
+        held += bytes;
+        return true;
+      },
+      release: () => {
+        this.used -= held;
+        held = 0;
+      },
     };
   }
 }

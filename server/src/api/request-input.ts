@@ -37,11 +37,10 @@ async function readJsonBody<S extends z.ZodType>(
   const chunks: Buffer[] = [];
   // Held until the handler has answered: the body's text, its parsed value and what is forwarded
   // of it live that long, not just the read.
-  const afterHandler = c.get('afterHandler');
+  const hold = limits.budget.hold();
+  c.get('afterHandler').push(hold.release);
   for await (const chunk of uploadBody(c, limits)) {
-    const release = limits.budget.take((chunk as Buffer).length);
-    if (release === undefined) throw serverBusy(limits.budget);
-    afterHandler.push(release);
+    if (!hold.grow((chunk as Buffer).length)) throw serverBusy(limits.budget);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
