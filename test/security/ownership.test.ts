@@ -266,6 +266,10 @@ describe('one owner per container', () => {
         .logs()
         .filter((line) => line.msg === ORPHAN_DESTROYED)
         .map((line) => line.sandboxId);
+    // Each destroy is logged just after its container went.
+    await eventually('both destroys in the logs', async () =>
+      destroyedBy(leader).length + destroyedBy(creator).length >= 2 ? true : undefined,
+    );
     // The leader took the dead replica's only; the live one swept its own.
     expect(destroyedBy(leader)).toEqual(['ofDeadReplica']);
     expect(destroyedBy(creator)).toEqual(['ofliveReplica']);

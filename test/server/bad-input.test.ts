@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { withServer } from '../support/fixture.js';
-import { runServerCli } from '../support/server-process.js';
+import { eventually, runServerCli } from '../support/server-process.js';
 
 const TOKEN = 'bad-input-test-token-abcdef0123';
 const MAX_JSON_BYTES = 2048;
@@ -240,7 +240,10 @@ describe('bad input over HTTP', () => {
     expect(given.headers.get('x-request-id')).toBe('trace-abc-123');
     const made = await server.fetch('/v1/pools', { headers: { 'x-request-id': 'bad id with spaces' } });
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    const logged = server.logs().find((line) => line.reqId === 'trace-abc-123' && line.msg === 'request');
+    // The access log line is written once the answer is out, so it may reach us just after it.
+    const logged = await eventually('the request in the access log', async () =>
+      server.logs().find((line) => line.reqId === 'trace-abc-123' && line.msg === 'request'),
+    );
     expect(logged).toMatchObject({ method: 'GET', path: '/v1/pools', status: 200 });
   });
 
