@@ -112,10 +112,8 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     await deployer.ping();
   } catch (err) {
     throw new StartupError(
-      `the ${deployer.kind} engine does not answer (${config.DOCKER_SOCKET}): ${messageOf(err)}`,
-      {
-        cause: err,
-      },
+      `the ${deployer.kind} deployer's backend does not answer (${deployer.location}): ${messageOf(err)}`,
+      { cause: err },
     );
   }
   const { store, redis } = await createStateStore(config, { logger }).catch((err: unknown) => {

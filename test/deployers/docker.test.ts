@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,20 @@ import { promisify } from 'node:util';
 import { SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
+import {
+  type ConfigInput,
+  configSchema,
+  imageNameFor,
+  workspaceRootOf,
+} from '../../server/src/config/schema.js';
 import { createDeployer } from '../../server/src/deployers/create-deployer.js';
-import { type CreateSpec, type DeployedSandbox, LABELS } from '../../server/src/deployers/deployer.js';
-import { DockerDeployer, PortInUseError } from '../../server/src/deployers/docker.js';
+import {
+  type CreateSpec,
+  type DeployedSandbox,
+  HostPortTakenError,
+  LABELS,
+} from '../../server/src/deployers/deployer.js';
+import { DockerDeployer } from '../../server/src/deployers/docker.js';
 import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
@@ -30,9 +40,11 @@ const runId = randomBytes(4).toString('hex');
 const deploymentId = `test-docker-${runId}`;
 const otherDeploymentId = `test-docker-other-${runId}`;
 const prefix = `rsbx-test-${runId}`;
+const scratch = mkdtempSync(join(tmpdir(), 'rsbx-docker-test-'));
 const baseConfig: ConfigInput = {
   CONTAINER_PREFIX_KEY: prefix,
   DEPLOYMENT_ID: deploymentId,
+  DEFAULT_MOUNT_DIR: join(scratch, 'mounts'),
   ...IMAGE_SETTINGS,
 };
 const config = configSchema.parse(baseConfig);
@@ -46,8 +58,6 @@ const otherDeployer = new DockerDeployer({
 });
 const READY_MS = 30_000;
 
-const scratch = mkdtempSync(join(tmpdir(), 'rsbx-docker-test-'));
-
 beforeAll(async () => {
   await docker.ping();
   if (!(await deployer.hasImage(image))) {
@@ -56,20 +66,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of [deploymentId, otherDeploymentId]) {
-    for (const c of await deployer.list(id)) await deployer.destroy(c.handle);
+  for (const [id, owner] of [
+    [deploymentId, deployer],
+    [otherDeploymentId, otherDeployer],
+  ] as const) {
+    for (const c of await owner.list(id)) await owner.destroy(c.handle);
+    for (const sandboxId of await owner.workspaceIds()) await owner.releaseWorkspace(sandboxId);
+    await owner.teardown();
   }
-  await deployer.teardown();
-  await otherDeployer.teardown();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-/** A host folder for /workspace owned by the sandbox user, as the manager prepares it. */
-function workspaceDir(): string {
-  const dir = mkdtempSync(join(scratch, 'workspace-'));
-  chownSync(dir, 1000, 1000);
-  return dir;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -92,16 +98,18 @@ async function specFor(
 ): Promise<CreateSpec> {
   const sandboxId = randomBytes(6).toString('hex');
   const deployment = options.deployment ?? deploymentId;
+  const type = sandboxTypeSchema.parse({ name: 'base', ...options.type });
+  // The workspace comes first, as the provisioner makes it.
+  await (deployment === otherDeploymentId ? otherDeployer : deployer).provideWorkspace(sandboxId, type);
   return {
     sandboxId,
     deploymentId: deployment,
     replicaId: 'docker-test-replica',
-    type: sandboxTypeSchema.parse({ name: 'base', ...options.type }),
+    type,
     image,
     name: `${prefix}-${sandboxId}`,
     bootToken: randomBytes(24).toString('hex'),
     hostPort: options.hostPort ?? (await freePort()),
-    workspaceHostDir: workspaceDir(),
     readonlyMounts: [],
     pooled: options.pooled ?? false,
   };
@@ -206,7 +214,8 @@ describe('DockerDeployer', () => {
     expect(host.PortBindings).toEqual({
       [`${SANDBOXD_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: `${spec.hostPort}` }],
     });
-    expect(host.Binds).toEqual([`${spec.workspaceHostDir}:/workspace:rw`, `${roDir}:/mnt/knowledge:ro`]);
+    const workspaceDir = join(workspaceRootOf(config), spec.sandboxId);
+    expect(host.Binds).toEqual([`${workspaceDir}:/workspace:rw`, `${roDir}:/mnt/knowledge:ro`]);
     expect(info.Mounts.map((m) => m.Source)).not.toContain('/var/run/docker.sock');
 
     // sandboxd (under tini, pid 1) starts as root with its few capabilities; what it runs is uid
@@ -231,7 +240,7 @@ describe('DockerDeployer', () => {
     expect([ran, notes]).toEqual(['ran', 'shared knowledge']);
     expect(tmpOptions).toMatch(/^rw,nosuid,nodev,.*size=32768k/);
     expect(tmpOptions).not.toContain('noexec');
-    expect(statSync(join(spec.workspaceHostDir ?? '', 'a')).uid).toBe(1000);
+    expect(statSync(join(workspaceDir, 'a')).uid).toBe(1000);
   });
 
   it('makes / read-only by default, leaving /workspace and the writable paths writable', async () => {
@@ -297,7 +306,7 @@ describe('DockerDeployer', () => {
     expect(await containerExists(spec.name)).toBe(false);
   });
 
-  it('reports a host port another process holds as PortInUseError and leaves no container', async () => {
+  it('reports a host port another process holds as HostPortTakenError and leaves no container', async () => {
     const holder: Server = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const address = holder.address();
@@ -305,7 +314,7 @@ describe('DockerDeployer', () => {
     try {
       const spec = await specFor({ hostPort: address.port });
       const error = await deployer.create(spec).catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(PortInUseError);
+      expect(error).toBeInstanceOf(HostPortTakenError);
       expect(error).toMatchObject({ port: address.port });
       expect(await containerExists(spec.name)).toBe(false);
     } finally {
@@ -313,12 +322,12 @@ describe('DockerDeployer', () => {
     }
   });
 
-  it('reports a host port another sandbox holds as PortInUseError and leaves no container', async () => {
+  it('reports a host port another sandbox holds as HostPortTakenError and leaves no container', async () => {
     const first = await specFor();
     await deployer.create(first);
     const second = await specFor({ hostPort: first.hostPort });
     const error = await deployer.create(second).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(PortInUseError);
+    expect(error).toBeInstanceOf(HostPortTakenError);
     expect(await containerExists(second.name)).toBe(false);
     expect(await containerExists(first.name)).toBe(true);
   });

@@ -11,7 +11,6 @@ export function sandboxRecord(overrides: Partial<SandboxRecord> = {}): SandboxRe
     handle: `container-${randomUUID()}`,
     endpoint: { host: '127.0.0.1', port: 49_153 },
     hostPort: 49_153,
-    mountDir: '/tmp/runtime-sandbox/mounts/x',
     tokenNonce: 'boot-nonce-0123456789abcdef',
     sessionId: null,
     metadata: { owner: 'agent-7', note: 'ünïcödé, "quotes" and : colons' },

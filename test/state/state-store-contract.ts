@@ -49,7 +49,6 @@ export function describeStateStoreContract(
         const bare = await stored({
           endpoint: null,
           hostPort: null,
-          mountDir: null,
           metadata: {},
           handle: '',
         });

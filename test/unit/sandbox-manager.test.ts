@@ -6,12 +6,9 @@
  * that names no snapshot takes no sandbox, and one that fails gives its sandbox back; a replica
  * that is not the leader destroys the containers it made that lost their records, and no other's.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../server/src/cluster/coordinator.js';
-import { type ConfigInput, configSchema, workspaceRootOf } from '../../server/src/config/schema.js';
+import { type ConfigInput, configSchema } from '../../server/src/config/schema.js';
 import { ServiceError } from '../../server/src/errors.js';
 import { SandboxManager } from '../../server/src/manager/sandbox-manager.js';
 import { SandboxTokens } from '../../server/src/manager/sandbox-tokens.js';
@@ -46,16 +43,12 @@ interface Harness {
   restorer: ScriptedRestorer;
   deployer: FakeDeployer;
   store: MemoryStateStore;
-  workspaceRoot: string;
 }
 
-const running: Array<{ manager: SandboxManager; dir: string }> = [];
+const running: SandboxManager[] = [];
 
 afterEach(async () => {
-  for (const { manager, dir } of running.splice(0)) {
-    await manager.stop({ cleanup: true });
-    rmSync(dir, { recursive: true, force: true });
-  }
+  for (const manager of running.splice(0)) await manager.stop({ cleanup: true });
 });
 
 /** A replica that never leads, next to another live replica named `OTHER_REPLICA`. */
@@ -76,10 +69,8 @@ async function startManager(
   makeCoordinator: (options: ConstructorParameters<typeof Coordinator>[0]) => Coordinator = (options) =>
     new Coordinator(options),
 ): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'rsbx-unit-'));
   const config = configSchema.parse({
     DEPLOYMENT_ID: 'unit',
-    DEFAULT_MOUNT_DIR: dir,
     POOL_SIZE: '0',
     MAINTENANCE_INTERVAL_MS: '50',
     ...settings,
@@ -102,21 +93,19 @@ async function startManager(
     logger,
   });
   await manager.start();
-  running.push({ manager, dir });
-  return { manager, restorer, deployer, store, workspaceRoot: workspaceRootOf(config) };
+  running.push(manager);
+  return { manager, restorer, deployer, store };
 }
 
 /** Timeout and poll interval of the waits here: the fake deployer answers in microseconds. */
 const FAST = [10_000, 20] as const;
 
-/** Nothing of a sandbox is left: no record, slot, port, fake sandbox or workspace dir. */
-async function expectNothingLeft({ store, deployer, workspaceRoot }: Harness): Promise<void> {
+/** Nothing of a sandbox is left: no record, slot, port, fake sandbox or workspace. */
+async function expectNothingLeft({ store, deployer }: Harness): Promise<void> {
   expect(await store.list()).toEqual([]);
   expect(await store.instanceCount()).toBe(0);
   expect([...deployer.live.keys()]).toEqual([]);
   expect(deployer.workspaces.size).toBe(0);
-  // The root is made by the first create.
-  expect(existsSync(workspaceRoot) ? readdirSync(workspaceRoot) : []).toEqual([]);
 }
 
 describe('SandboxManager over a fake deployer', () => {
@@ -238,12 +227,9 @@ describe('SandboxManager over a fake deployer', () => {
     // The state store lost this record (Redis came back empty): nobody claims the container.
     await store.delete(own.id);
 
-    const ownWorkspace = join(harness.workspaceRoot, own.id);
     await eventually(
       'the own orphan and its workspace to go',
-      () =>
-        (deployer.destroyed.includes(ownSandbox.handle) && !deployer.workspaces.has(ownWorkspace)) ||
-        undefined,
+      () => (deployer.destroyed.includes(ownSandbox.handle) && !deployer.workspaces.has(own.id)) || undefined,
       ...FAST,
     );
     expect(deployer.live.has(others.handle)).toBe(true);

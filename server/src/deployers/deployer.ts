@@ -33,10 +33,8 @@ export interface CreateSpec {
   name: string;
   /** The boot token sandboxd accepts until /init replaces it. */
   bootToken: string;
-  /** Host port to publish sandboxd on (Docker with port publishing); from the port allocator. */
+  /** Host port to publish sandboxd on, from the port allocator, when `needsHostPort(type)` says so. */
   hostPort?: number;
-  /** Host directory bound to /workspace. */
-  workspaceHostDir?: string;
   readonlyMounts: Array<{ hostPath: string; containerPath: string }>;
   /** Whether this sandbox is created for the warm pool (label only). */
   pooled: boolean;
@@ -57,26 +55,49 @@ export interface ContainerSummary {
   running: boolean;
 }
 
+/** The host port was taken by something outside the allocator; the caller may retry with another. */
+export class HostPortTakenError extends Error {
+  constructor(
+    readonly port: number,
+    options?: ErrorOptions,
+  ) {
+    super(`host port ${port} is already in use`, options);
+    this.name = 'HostPortTakenError';
+  }
+}
+
 export interface Deployer {
   readonly kind: string;
+  /** Where the backend is (a socket, an API server and namespace), for the operator's messages. */
+  readonly location: string;
   /**
    * Readies the backend for these types before any sandbox exists (runtimes present, networks and
    * host filters in place); throws when it cannot do so safely.
    */
   prepare(types: readonly SandboxType[]): Promise<void>;
-  /** Removes what `prepare` and `create` set up for the deployment, once its last sandbox is gone. */
+  /**
+   * Removes what `prepare`, `create` and `provideWorkspace` set up for the deployment, once its last
+   * sandbox is gone.
+   */
   teardown(): Promise<void>;
+  /**
+   * Whether sandboxd of a `type` sandbox is reached on a host port, which the caller then takes from
+   * PORT_RANGE (shared by every replica on the host) and passes as `CreateSpec.hostPort`.
+   */
+  needsHostPort(type: SandboxType): boolean;
   /** Starts the sandbox and returns once it runs; readiness (sandboxd /healthz) is the caller's wait. */
   create(spec: CreateSpec): Promise<DeployedSandbox>;
   /** Removes it, forcefully; succeeds if it is already gone. */
   destroy(handle: string): Promise<void>;
   /**
-   * Makes `dir` (absent until now) the storage for a sandbox of `type`'s /workspace, sized and
-   * owned as the type says; `create` then gets it as `workspaceHostDir`.
+   * Makes the storage of sandbox `sandboxId`'s /workspace, sized and owned as `type` says, before
+   * `create` mounts it. Backends whose sandboxes bring their own volume do nothing here.
    */
-  provideWorkspace(dir: string, type: SandboxType): Promise<void>;
-  /** Removes a workspace `provideWorkspace` made, its content included; succeeds if it is gone. */
-  releaseWorkspace(dir: string): Promise<void>;
+  provideWorkspace(sandboxId: string, type: SandboxType): Promise<void>;
+  /** Removes that storage, its content included; succeeds if it is gone or never existed. */
+  releaseWorkspace(sandboxId: string): Promise<void>;
+  /** The sandboxes that have workspace storage here, so that strays can be found and removed. */
+  workspaceIds(): Promise<string[]>;
   /** Everything this backend runs with the given deployment label. */
   list(deploymentId: string): Promise<ContainerSummary[]>;
   /** The backend answers (for /readyz). */

@@ -3,7 +3,8 @@
  * as root and runs the code as the type's unprivileged user), no-new-privileges, pids, memory (no
  * swap) and CPU limits, no Docker socket, and disk limits: a read-only root (unless the type turns
  * it off), a size-capped tmpfs on each of the type's writable paths, and a /workspace of its own
- * size (workspace-storage.ts; a tmpfs of that size when the caller gives no host dir).
+ * size: a host dir in the deployment's hardened workspace root (workspace-root.ts), made by
+ * `provideWorkspace` before the container (workspace-storage.ts).
  *
  * Networks are the deployment's own, never one the server or Redis is on: `public` sandboxes sit on
  * a bridge with inter-container traffic off and reach the internet only (sandbox-firewall.ts keeps
@@ -30,7 +31,7 @@ import {
   SANDBOXD_PORT,
 } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
-import { type Config, deploymentIdOf } from '../config/schema.js';
+import { type Config, deploymentIdOf, workspaceRootOf } from '../config/schema.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
@@ -40,23 +41,14 @@ import {
   type DeployedSandbox,
   type Deployer,
   type Endpoint,
+  HostPortTakenError,
   LABELS,
   MANAGED_BY_VALUE,
 } from './deployer.js';
 import { SandboxDns } from './sandbox-dns.js';
 import { BRIDGE_PREFIX_BY_POLICY, SandboxFirewall } from './sandbox-firewall.js';
+import { WorkspaceRoot } from './workspace-root.js';
 import { PlainWorkspaces, QuotaWorkspaces, type WorkspaceStorage } from './workspace-storage.js';
-
-/** The host port was taken by something else; the caller may retry with another port. */
-export class PortInUseError extends Error {
-  constructor(
-    readonly port: number,
-    options?: ErrorOptions,
-  ) {
-    super(`host port ${port} is already in use`, options);
-    this.name = 'PortInUseError';
-  }
-}
 
 const SANDBOXD_PORT_KEY = `${SANDBOXD_PORT}/tcp`;
 const WORKSPACE = '/workspace';
@@ -89,6 +81,7 @@ type Networking =
 
 export class DockerDeployer implements Deployer {
   readonly kind = 'docker';
+  readonly location: string;
   private readonly config: Config;
   private readonly docker: Dockerode;
   private readonly deploymentId: string;
@@ -100,14 +93,17 @@ export class DockerDeployer implements Deployer {
   private readonly allowlists = new Map<string, { domains: string[] | undefined; until: number }>();
   /** Containers this process made and has not destroyed: handle -> allowlist address (undefined: none). */
   private readonly made = new Map<string, string | undefined>();
+  private readonly workspaceRoot: WorkspaceRoot;
   private readonly workspaces: WorkspaceStorage;
   private readonly logger: Logger;
 
   constructor(options: { config: Config; logger: Logger; docker?: Dockerode }) {
     this.config = options.config;
+    this.location = options.config.DOCKER_SOCKET;
     this.docker = options.docker ?? new Dockerode({ socketPath: options.config.DOCKER_SOCKET });
     this.deploymentId = deploymentIdOf(options.config);
     this.logger = options.logger;
+    this.workspaceRoot = new WorkspaceRoot(workspaceRootOf(options.config), options.logger);
     this.workspaces = options.config.WORKSPACE_QUOTA
       ? new QuotaWorkspaces()
       : new PlainWorkspaces(options.logger);
@@ -161,8 +157,12 @@ export class DockerDeployer implements Deployer {
     this.filtering = true;
   }
 
-  /** After the deployment's last sandbox went: its networks, and the host filter if no one else needs it. */
+  /**
+   * After the deployment's last sandbox went: its workspace root, its networks, and the host filter
+   * if no one else needs it.
+   */
   async teardown(): Promise<void> {
+    await this.workspaceRoot.remove();
     this.dns.close();
     for (const policy of networkPolicySchema.options) {
       const { name, bridge } = this.networkNames(policy);
@@ -206,7 +206,7 @@ export class DockerDeployer implements Deployer {
       // Nothing leaks: a container that did not come up is removed before the error goes on.
       await this.destroy(container.id).catch(() => undefined);
       if (networking.kind === 'publish' && PORT_TAKEN.test(messageOf(error))) {
-        throw new PortInUseError(networking.hostPort, { cause: error });
+        throw new HostPortTakenError(networking.hostPort, { cause: error });
       }
       throw error;
     }
@@ -236,12 +236,25 @@ export class DockerDeployer implements Deployer {
     }
   }
 
-  provideWorkspace(dir: string, type: SandboxType): Promise<void> {
-    return this.workspaces.provide(dir, type.resources.workspaceMiB, parseRunAs(type.security.user));
+  /** `public` and `allowlist` sandboxes are published on a host port; `none` ones have no route to one. */
+  needsHostPort(type: SandboxType): boolean {
+    return type.security.network !== 'none';
   }
 
-  releaseWorkspace(dir: string): Promise<void> {
-    return this.workspaces.release(dir);
+  /** A host dir inside the hardened workspace root, size-limited with WORKSPACE_QUOTA. */
+  async provideWorkspace(sandboxId: string, type: SandboxType): Promise<void> {
+    const dir = this.workspaceDirOf(sandboxId);
+    await this.workspaceRoot.ensure();
+    await this.workspaces.provide(dir, type.resources.workspaceMiB, parseRunAs(type.security.user));
+  }
+
+  async releaseWorkspace(sandboxId: string): Promise<void> {
+    const dir = this.workspaceRoot.dirOf(sandboxId);
+    if (dir !== undefined) await this.workspaces.release(dir);
+  }
+
+  workspaceIds(): Promise<string[]> {
+    return this.workspaceRoot.ids();
   }
 
   async list(deploymentId: string): Promise<ContainerSummary[]> {
@@ -289,8 +302,10 @@ export class DockerDeployer implements Deployer {
       [SANDBOXD_ENV.maxUploadBytes]: String(this.config.MAX_UPLOAD_BYTES),
       [SANDBOXD_ENV.runAs]: security.user,
     };
-    const binds = spec.readonlyMounts.map((m) => `${m.hostPath}:${m.containerPath}:ro`);
-    if (spec.workspaceHostDir !== undefined) binds.unshift(`${spec.workspaceHostDir}:${WORKSPACE}:rw`);
+    const binds = [
+      `${this.workspaceDirOf(spec.sandboxId)}:${WORKSPACE}:rw`,
+      ...spec.readonlyMounts.map((m) => `${m.hostPath}:${m.containerPath}:ro`),
+    ];
 
     const hostConfig: Dockerode.HostConfig = {
       NanoCpus: Math.round(resources.cpus * 1e9),
@@ -347,23 +362,24 @@ export class DockerDeployer implements Deployer {
 
   /**
    * A size-capped tmpfs on each writable path, the type's user's (the shared scratch dirs sticky
-   * and open to all), and one on /workspace when no host dir backs it. `exec` because Docker's
-   * tmpfs default is noexec, which breaks compilers and tools that run what they build in /tmp
-   * (go run, node-gyp, pip builds).
+   * and open to all). `exec` because Docker's tmpfs default is noexec, which breaks compilers and
+   * tools that run what they build in /tmp (go run, node-gyp, pip builds).
    */
   private tmpfsMounts(spec: CreateSpec): Record<string, string> {
     const { uid, gid } = parseRunAs(spec.type.security.user);
-    const mount = (sizeMiB: number, mode: string) =>
-      `rw,exec,nosuid,nodev,size=${sizeMiB}m,mode=${mode},uid=${uid},gid=${gid}`;
-    const mounts = Object.fromEntries(
-      Object.entries(spec.type.storage.writable).map(([path, sizeMiB]) => [
-        path,
-        mount(sizeMiB, SHARED_SCRATCH_PATHS.has(path) ? '1777' : '0755'),
-      ]),
+    return Object.fromEntries(
+      Object.entries(spec.type.storage.writable).map(([path, sizeMiB]) => {
+        const mode = SHARED_SCRATCH_PATHS.has(path) ? '1777' : '0755';
+        return [path, `rw,exec,nosuid,nodev,size=${sizeMiB}m,mode=${mode},uid=${uid},gid=${gid}`];
+      }),
     );
-    if (spec.workspaceHostDir === undefined)
-      mounts[WORKSPACE] = mount(spec.type.resources.workspaceMiB, '0700');
-    return mounts;
+  }
+
+  /** The host dir of a sandbox this deployer names (its ids are plain); throws for any other id. */
+  private workspaceDirOf(sandboxId: string): string {
+    const dir = this.workspaceRoot.dirOf(sandboxId);
+    if (dir === undefined) throw new Error(`sandbox id ${JSON.stringify(sandboxId)} cannot name a workspace`);
+    return dir;
   }
 
   /** The type's runtime, else DOCKER_RUNTIME; undefined leaves the engine's default (runc). */

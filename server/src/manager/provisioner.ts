@@ -1,21 +1,18 @@
 /**
- * Creates and destroys sandboxes with their resources: an instance slot, a host port, a workspace
- * directory (which the deployer backs, size-limited where it can) and the container (and for a
- * tenant's cold acquire the tenant's slot, which is the record's tenantId and goes with the
- * record). The record is stored first, naming its creator and its workspace directory, and every
- * later step is recorded no later than it takes effect (the port allocator writes the port into
- * the record itself), so whoever destroys it (a failed create, a release, the reaper, shutdown,
- * another worker's reconciler after this process died) knows everything there is to give back.
+ * Creates and destroys sandboxes with their resources: an instance slot, a host port (when the
+ * deployer publishes on one), the workspace storage the deployer keeps under the sandbox's id and
+ * the container (and for a tenant's cold acquire the tenant's slot, which is the record's tenantId
+ * and goes with the record). The record is stored first, naming its creator, and every later step
+ * is recorded no later than it takes effect (the port allocator writes the port into the record
+ * itself), so whoever destroys it (a failed create, a release, the reaper, shutdown, another
+ * worker's reconciler after this process died) knows everything there is to give back.
  * Destroying is idempotent.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { Config } from '../config/schema.js';
-import { deploymentIdOf, workspaceRootOf } from '../config/schema.js';
-import type { DeployedSandbox, Deployer } from '../deployers/deployer.js';
-import { PortInUseError } from '../deployers/docker.js';
+import { deploymentIdOf } from '../config/schema.js';
+import { type DeployedSandbox, type Deployer, HostPortTakenError } from '../deployers/deployer.js';
 import { waitForSandboxd } from '../deployers/wait-ready.js';
 import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -27,11 +24,8 @@ import { instanceLimitOf } from './instance-limit.js';
 import type { SandboxTokens } from './sandbox-tokens.js';
 import type { SandboxdClient } from './sandboxd-client.js';
 import { tenantFull } from './tenant-limits.js';
-import { WorkspaceRoot } from './workspace-root.js';
 
-/** Sandbox ids as they may name a workspace dir. */
-const PLAIN_ID = /^[A-Za-z0-9_-]+$/;
-/** Tries with another host port when Docker finds one taken by something outside our allocator. */
+/** Tries with another host port when the deployer finds one taken by something outside our allocator. */
 const PORT_ATTEMPTS = 5;
 /** A full deployment frees up as sandboxes are released or reaped: a hint, not a promise. */
 const CAPACITY_RETRY_SECONDS = 5;
@@ -66,14 +60,12 @@ export class Provisioner {
   readonly deploymentId: string;
   /** MAX_SANDBOX_INSTANCES, or the limit derived from the machine (instance-limit.ts). */
   readonly maxInstances: number;
-  private readonly workspaceRoot: WorkspaceRoot;
   /** Ids this process is creating right now; the reconciler leaves their 'creating' records alone. */
   private readonly creating = new Set<string>();
 
   constructor(private readonly deps: ProvisionerDeps) {
     this.deploymentId = deploymentIdOf(deps.config);
     this.maxInstances = instanceLimitOf(deps.config, deps.registry.list());
-    this.workspaceRoot = new WorkspaceRoot(workspaceRootOf(deps.config), deps.logger);
   }
 
   isCreatingHere(id: string): boolean {
@@ -84,7 +76,6 @@ export class Provisioner {
   async create(type: SandboxType, options: CreateOptions): Promise<SandboxRecord> {
     const { config, store } = this.deps;
     const id = options.id ?? newSandboxId();
-    const mountDir = join(this.workspaceRoot.path, id);
     const started = performance.now();
     const now = Date.now();
     let record: SandboxRecord = {
@@ -95,7 +86,6 @@ export class Provisioner {
       handle: '',
       endpoint: null,
       hostPort: null,
-      mountDir,
       tokenNonce: this.deps.tokens.issue(id).nonce,
       sessionId: null,
       metadata: {},
@@ -112,7 +102,7 @@ export class Provisioner {
     try {
       record = await this.recordAndReserve(record, options.tenant);
       try {
-        await this.makeMountDir(mountDir, type);
+        await this.deps.deployer.provideWorkspace(id, type);
         const deployed = await this.deploy(record, type, options.pooled);
         record = await this.stillCreating(id, {
           handle: deployed.handle,
@@ -166,11 +156,9 @@ export class Provisioner {
     }
     const hostPort = record.hostPort;
     if (hostPort !== null) await inStore(() => store.releasePort(hostPort, record.id));
-    if (record.mountDir !== null) {
-      await deployer
-        .releaseWorkspace(record.mountDir)
-        .catch((err: unknown) => problems.push(`mount dir: ${messageOf(err)}`));
-    }
+    await deployer
+      .releaseWorkspace(record.id)
+      .catch((err: unknown) => problems.push(`workspace: ${messageOf(err)}`));
     await inStore(() => store.releaseInstance(record.id));
     await inStore(() => store.delete(record.id));
     const fields = { sandboxId: record.id, type: record.type, reason };
@@ -202,29 +190,14 @@ export class Provisioner {
 
   /**
    * Destroys a container no record claims (a crashed run's, or one whose record was lost), and the
-   * workspace dir named after the sandbox id its label carries.
+   * workspace of the sandbox id its label carries.
    */
   async destroyOrphan(handle: string, sandboxId: string | undefined): Promise<void> {
     await this.deps.deployer.destroy(handle);
-    // The id comes from a label: only a plain id may name a directory to remove.
-    if (sandboxId !== undefined && PLAIN_ID.test(sandboxId)) {
+    if (sandboxId !== undefined) {
       this.deps.sandboxd.forget(sandboxId);
-      await this.releaseWorkspaceOf(sandboxId);
+      await this.deps.deployer.releaseWorkspace(sandboxId);
     }
-  }
-
-  /** The sandbox ids that have a workspace dir on this host. */
-  async workspaceIds(): Promise<string[]> {
-    const entries = await readdir(this.workspaceRoot.path, { withFileTypes: true }).catch((err: unknown) => {
-      if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return [];
-      throw err;
-    });
-    return entries.filter((entry) => entry.isDirectory() && PLAIN_ID.test(entry.name)).map((e) => e.name);
-  }
-
-  /** Removes the workspace dir of sandbox `sandboxId` (a plain id), whatever backs it. */
-  async releaseWorkspaceOf(sandboxId: string): Promise<void> {
-    await this.deps.deployer.releaseWorkspace(join(this.workspaceRoot.path, sandboxId));
   }
 
   /** Applies a step's result, or fails if someone destroyed the record meanwhile (shutdown, reaper). */
@@ -258,25 +231,11 @@ export class Provisioner {
     );
   }
 
-  /**
-   * Removes the deployment's workspace root once its sandboxes are gone (rmdir: anything still in it
-   * stays, and is reported).
-   */
-  async removeWorkspaceRoot(): Promise<void> {
-    await this.workspaceRoot.remove();
-  }
-
-  /** The sandbox's /workspace on the host, inside the hardened root; the deployer says what backs it. */
-  private async makeMountDir(dir: string, type: SandboxType): Promise<void> {
-    await this.workspaceRoot.ensure();
-    await this.deps.deployer.provideWorkspace(dir, type);
-  }
-
   /** deployer.create with a host port from the allocator, retried on ports taken outside it. */
   private async deploy(record: SandboxRecord, type: SandboxType, pooled: boolean): Promise<DeployedSandbox> {
     const { config, store, deployer, registry } = this.deps;
     for (let attempt = 1; ; attempt++) {
-      const hostPort = this.needsHostPort(type) ? await this.allocatePort(record.id) : null;
+      const hostPort = deployer.needsHostPort(type) ? await this.allocatePort(record.id) : null;
       try {
         // The allocator recorded the port already; this checks that the record is still being
         // created (a shutdown or reaper may have destroyed it meanwhile).
@@ -290,14 +249,13 @@ export class Provisioner {
           name: `${config.CONTAINER_PREFIX_KEY}-${record.id}`,
           bootToken: this.deps.tokens.tokenFor(record),
           hostPort: hostPort ?? undefined,
-          workspaceHostDir: record.mountDir ?? undefined,
           readonlyMounts: config.READONLY_MOUNTS,
           pooled,
         });
         return sandbox;
       } catch (err) {
         if (hostPort !== null) await store.releasePort(hostPort, record.id);
-        if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err;
+        if (!(err instanceof HostPortTakenError) || attempt >= PORT_ATTEMPTS) throw err;
         this.deps.logger.warn(
           { sandboxId: record.id, port: hostPort },
           'host port taken outside PORT_RANGE bookkeeping; trying another',
@@ -317,11 +275,6 @@ export class Provisioner {
       );
     }
     return port;
-  }
-
-  /** Docker publishes sandboxd on a host port unless the sandbox has no network to publish on. */
-  private needsHostPort(type: SandboxType): boolean {
-    return this.deps.config.CONTAINER_DEPLOYMENT === 'docker' && type.security.network !== 'none';
   }
 }
 

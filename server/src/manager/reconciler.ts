@@ -57,7 +57,7 @@ export class Reconciler {
   async run(options: { signal?: AbortSignal; now?: number } = {}): Promise<void> {
     const { deployer, provisioner, coordinator } = this.deps;
     const now = options.now ?? Date.now();
-    const workspaces = await provisioner.workspaceIds();
+    const workspaces = await deployer.workspaceIds();
     const before = await this.records();
     const containers = await deployer.list(provisioner.deploymentId);
     const after = new Map((await this.records()).map((r) => [r.id, r]));
@@ -182,9 +182,9 @@ export class Reconciler {
   }
 
   private async releaseStrayWorkspace(sandboxId: string): Promise<void> {
-    const { provisioner, logger } = this.deps;
+    const { deployer, logger } = this.deps;
     try {
-      await provisioner.releaseWorkspaceOf(sandboxId);
+      await deployer.releaseWorkspace(sandboxId);
       logger.warn({ sandboxId }, 'removed a workspace no record or container names');
     } catch (err) {
       logger.error({ sandboxId, err: messageOf(err) }, 'removing a stray workspace failed');

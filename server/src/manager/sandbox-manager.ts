@@ -413,11 +413,13 @@ export class SandboxManager {
         { sandboxes: records.length, strayContainers: leftovers.length },
         'sandboxes of this deployment destroyed',
       );
-      await this.provisioner.removeWorkspaceRoot();
       await deployer
         .teardown()
         .catch((err: unknown) =>
-          logger.error({ err: messageOf(err) }, 'removing the deployment networks at shutdown failed'),
+          logger.error(
+            { err: messageOf(err) },
+            'removing the deployment networks and workspace root at shutdown failed',
+          ),
         );
     }
     sandboxd.close();

@@ -15,7 +15,6 @@ const sandboxRecordSchema = z.object({
   handle: z.string(),
   endpoint: z.object({ host: z.string(), port: z.number() }).nullable(),
   hostPort: z.number().nullable(),
-  mountDir: z.string().nullable(),
   tokenNonce: z.string(),
   sessionId: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),

@@ -16,8 +16,6 @@ export interface SandboxRecord {
   endpoint: Endpoint | null;
   /** Host port taken from the allocator, to give back on release. */
   hostPort: number | null;
-  /** Host directory bound to /workspace, removed on release. */
-  mountDir: string | null;
   /**
    * Nonce of sandboxd's current token (the boot token while warm, the caller-bound one after claim);
    * the token itself is derived from it with the server's secret (manager/sandbox-tokens.ts).

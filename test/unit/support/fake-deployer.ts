@@ -5,10 +5,9 @@
  * fail, to never get ready, or to come up with a sandboxd whose /init fails (a dead warm sandbox).
  *
  * Not modelled: networks, host ports (the endpoint is the fake's own port), images (every image
- * exists), resource limits, workspace quotas (a workspace is a plain directory), tokens (any
+ * exists), resource limits, workspace storage (a workspace is the sandbox id in a set), tokens (any
  * bearer is accepted), and the data plane beyond answering `/exec` with exit code 0.
  */
-import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type {
@@ -17,6 +16,7 @@ import type {
   DeployedSandbox,
   Deployer,
 } from '../../../server/src/deployers/deployer.js';
+import type { SandboxType } from '../../../server/src/sandbox-types/definition.js';
 
 export interface FakeSandboxScript {
   /** `create` throws this instead of starting anything. */
@@ -37,8 +37,10 @@ export interface FakeSandbox {
 
 export class FakeDeployer implements Deployer {
   readonly kind = 'fake';
+  readonly location = 'this process';
   readonly live = new Map<string, FakeSandbox>();
   readonly destroyed: string[] = [];
+  /** Ids of the sandboxes whose workspace is provided. */
   readonly workspaces = new Set<string>();
   private readonly scripts: FakeSandboxScript[] = [];
   private created = 0;
@@ -51,6 +53,11 @@ export class FakeDeployer implements Deployer {
   async prepare(): Promise<void> {}
 
   async teardown(): Promise<void> {}
+
+  /** Like Docker's: a host port unless the sandbox has no network. */
+  needsHostPort(type: SandboxType): boolean {
+    return type.security.network !== 'none';
+  }
 
   async create(spec: CreateSpec): Promise<DeployedSandbox> {
     const behaviour = this.scripts.shift() ?? {};
@@ -92,14 +99,17 @@ export class FakeDeployer implements Deployer {
     await new Promise<void>((resolve) => sandbox.server.close(() => resolve()));
   }
 
-  async provideWorkspace(dir: string): Promise<void> {
-    await mkdir(dir, { mode: 0o700 });
-    this.workspaces.add(dir);
+  async provideWorkspace(sandboxId: string): Promise<void> {
+    if (this.workspaces.has(sandboxId)) throw new Error(`workspace of ${sandboxId} exists already`);
+    this.workspaces.add(sandboxId);
   }
 
-  async releaseWorkspace(dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true });
-    this.workspaces.delete(dir);
+  async releaseWorkspace(sandboxId: string): Promise<void> {
+    this.workspaces.delete(sandboxId);
+  }
+
+  async workspaceIds(): Promise<string[]> {
+    return [...this.workspaces];
   }
 
   async list(deploymentId: string): Promise<ContainerSummary[]> {

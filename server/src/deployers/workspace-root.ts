@@ -10,13 +10,17 @@
  * the deployment's last replica removes the folder.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { messageOf } from '../errors.js';
 import { mountOptionsAt } from '../mount-table.js';
 import type { Logger } from '../observability/logger.js';
 
 const run = promisify(execFile);
+
+/** Sandbox ids as they may name a workspace dir (ids from container labels are not trusted to). */
+const PLAIN_ID = /^[A-Za-z0-9_-]+$/;
 
 export class WorkspaceRoot {
   private ensured: Promise<void> | undefined;
@@ -25,6 +29,20 @@ export class WorkspaceRoot {
     readonly path: string,
     private readonly logger: Logger,
   ) {}
+
+  /** The workspace dir of sandbox `sandboxId`; undefined for an id that cannot name one. */
+  dirOf(sandboxId: string): string | undefined {
+    return PLAIN_ID.test(sandboxId) ? join(this.path, sandboxId) : undefined;
+  }
+
+  /** The sandbox ids that have a workspace dir here. */
+  async ids(): Promise<string[]> {
+    const entries = await readdir(this.path, { withFileTypes: true }).catch((err: unknown) => {
+      if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return [];
+      throw err;
+    });
+    return entries.filter((entry) => entry.isDirectory() && PLAIN_ID.test(entry.name)).map((e) => e.name);
+  }
 
   /** Makes the folder and hardens it once per process; later calls wait for the first. */
   ensure(): Promise<void> {
