@@ -3,7 +3,7 @@
 // `node scripts/build.mjs sandboxd` rebuilds only the daemon bundle (what the image build needs),
 // skipping the type check.
 import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -48,25 +48,27 @@ await build({
 if (onlySandboxd) process.exit(0);
 
 // The server CLIs keep npm packages external (they are installed beside them), all but the contract.
-for (const [entry, out] of [
-  ['server/src/cli/server.ts', 'dist/server.mjs'],
-  ['server/src/cli/builder.ts', 'dist/builder.mjs'],
-]) {
-  await build({
-    entryPoints: [join(root, entry)],
-    outfile: join(root, out),
-    bundle: true,
-    conditions: SOURCE,
-    plugins: [externalButContract],
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    sourcemap: true,
-    banner: { js: '#!/usr/bin/env node' },
-    logLevel: 'warning',
-  });
-  chmodSync(join(root, out), 0o755);
-}
+// Split into chunks, so that a deployer's client library (Kubernetes' takes most of a second) is
+// imported only when that deployer is chosen.
+rmSync(join(root, 'dist/chunks'), { recursive: true, force: true });
+await build({
+  entryPoints: [join(root, 'server/src/cli/server.ts'), join(root, 'server/src/cli/builder.ts')],
+  outdir: join(root, 'dist'),
+  entryNames: '[name]',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  bundle: true,
+  conditions: SOURCE,
+  plugins: [externalButContract],
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: true,
+  banner: { js: '#!/usr/bin/env node' },
+  logLevel: 'warning',
+});
+for (const cli of ['server.mjs', 'builder.mjs']) chmodSync(join(root, 'dist', cli), 0o755);
 
 run('npx', ['tsc', '-p', 'packages/contract/tsconfig.build.json']);
 run('npx', ['tsc', '-p', 'client-sdk/tsconfig.build.json']);

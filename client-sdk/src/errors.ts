@@ -97,6 +97,7 @@ export const ERROR_CLASS_BY_CODE = {
   UPSTREAM_ERROR: UpstreamError,
   TIMEOUT: TimeoutError,
   STATE_STORE_UNAVAILABLE: UpstreamError,
+  DEPLOYER_UNAVAILABLE: UpstreamError,
   SHUTTING_DOWN: UpstreamError,
   SERVER_BUSY: UpstreamError,
   INTERNAL_ERROR: SandboxError,

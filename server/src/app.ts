@@ -107,7 +107,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
       : loadTenantKeys(config.API_KEYS_FILE, config.BEARER_TOKEN);
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
-  const deployer = createDeployer(config, logger);
+  const deployer = await createDeployer(config, logger);
   try {
     await deployer.ping();
   } catch (err) {

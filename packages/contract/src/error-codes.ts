@@ -75,6 +75,10 @@ export const ERROR_CODES = {
   UPSTREAM_ERROR: { status: 502, description: 'sandboxd or the deployer answered badly or not at all' },
   TIMEOUT: { status: 504, description: 'The operation did not finish in time' },
   STATE_STORE_UNAVAILABLE: { status: 503, description: 'The state store (Redis) cannot be reached' },
+  DEPLOYER_UNAVAILABLE: {
+    status: 503,
+    description: 'The compute backend (the Kubernetes API server) cannot be reached; retry after Retry-After',
+  },
   SHUTTING_DOWN: { status: 503, description: 'The server is shutting down' },
   SERVER_BUSY: {
     status: 503,

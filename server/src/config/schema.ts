@@ -64,6 +64,40 @@ const stringList = z.string().transform((raw, ctx) => {
     .filter((s) => s !== '');
 });
 
+/** "key=value,key2=value2" (Kubernetes labels); keys and values are checked by the API server. */
+const labelMap = z.string().transform((raw, ctx) => {
+  const labels: Record<string, string> = {};
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
+    const [key, value, extra] = item.split('=');
+    if (!key || value === undefined || extra !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not key=value` });
+      return z.NEVER;
+    }
+    labels[key.trim()] = value.trim();
+  }
+  return labels;
+});
+
+const tolerationSchema = z.strictObject({
+  key: z.string().optional(),
+  operator: z.enum(['Exists', 'Equal']).optional(),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+  tolerationSeconds: z.number().int().optional(),
+});
+export type Toleration = z.output<typeof tolerationSchema>;
+
+const tolerations = z.string().transform((raw, ctx) => {
+  if (raw.trim() === '') return [];
+  const parsed = z.array(tolerationSchema).safeParse(parseJson(raw, ctx));
+  if (parsed.success) return parsed.data;
+  ctx.addIssue({ code: 'custom', message: `K8S_TOLERATIONS: ${z.prettifyError(parsed.error)}` });
+  return z.NEVER;
+});
+
 /**
  * READONLY_MOUNTS: host paths bound read-only into every sandbox. Each item is
  * "/host/path" (mounted at the same path) or "/host/path:/container/path"; comma list or JSON
@@ -257,8 +291,32 @@ export const configSchema = z
     OSS_KEY_PREFIX: z.string().default('runtime-sandbox/snapshots/'),
     OSS_FORCE_PATH_STYLE: bool.default(true),
 
-    K8S_NAMESPACE: z.string().default('default'),
+    K8S_NAMESPACE: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'K8S_NAMESPACE must be a Kubernetes namespace name')
+      .default('default'),
+    /** Empty: the pod's service account when the server runs in a cluster, else ~/.kube/config. */
     KUBECONFIG_PATH: optionalString,
+    /**
+     * The Pod Security profile sandbox pods meet. `restricted`: sandboxd runs as the type's user,
+     * with no capability, so the code shares its uid (the pod, and K8S_RUNTIME_CLASS, are the
+     * boundary). `baseline`: sandboxd starts as root with its few capabilities and runs the code as
+     * the type's user, as on Docker; the namespace must allow the baseline profile.
+     */
+    K8S_POD_SECURITY: z.enum(['restricted', 'baseline']).default('restricted'),
+    /** RuntimeClass of every sandbox pod (gVisor, Kata); checked at start. */
+    K8S_RUNTIME_CLASS: optionalString,
+    /** One NetworkPolicy per sandbox type: ingress from the server's pods only, egress as the type says. */
+    K8S_NETWORK_POLICY: bool.default(true),
+    /** Labels of the server's own pods, the only ones the NetworkPolicy lets reach sandboxd. */
+    K8S_SERVER_POD_LABELS: labelMap.default({ 'app.kubernetes.io/name': 'runtime-sandbox-server' }),
+    /** nodeSelector of every sandbox pod, e.g. `pool=sandboxes,kubernetes.io/arch=amd64`. */
+    K8S_NODE_SELECTOR: labelMap.default({}),
+    /** Tolerations of every sandbox pod, as a JSON array of Kubernetes tolerations. */
+    K8S_TOLERATIONS: tolerations.default([]),
+    K8S_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+    /** Names of the image pull secrets in K8S_NAMESPACE, comma-separated. */
+    K8S_IMAGE_PULL_SECRETS: stringList.default([]),
 
     RUNTIME_SANDBOX_REGISTRY: z.string().default(''),
     RUNTIME_SANDBOX_IMAGE_NAMESPACE: z.string().default('runtime-sandbox'),
@@ -275,11 +333,11 @@ export const configSchema = z
     if (c.REDIS_ENABLED && !c.SANDBOX_TOKEN_SECRET && !c.BEARER_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['SANDBOX_TOKEN_SECRET'], message: REDIS_NEEDS_SECRET });
     }
-    if (c.CONTAINER_DEPLOYMENT !== 'docker') {
+    if (c.CONTAINER_DEPLOYMENT === 'agentrun' || c.CONTAINER_DEPLOYMENT === 'fc') {
       ctx.addIssue({
         code: 'custom',
         path: ['CONTAINER_DEPLOYMENT'],
-        message: `CONTAINER_DEPLOYMENT=${c.CONTAINER_DEPLOYMENT} is not available yet; use docker`,
+        message: `CONTAINER_DEPLOYMENT=${c.CONTAINER_DEPLOYMENT} is not available yet; use docker or k8s`,
       });
     }
     if (c.JSON_BYTES_IN_FLIGHT < c.MAX_JSON_BYTES) {

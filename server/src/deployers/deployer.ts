@@ -2,6 +2,8 @@
  * One interface over every compute backend. The manager decides what to run; a deployer only
  * starts, inspects, lists and removes containers (or pods, or functions).
  */
+import { SANDBOXD_ENV } from '@runtime-sandbox/contract';
+import type { Config } from '../config/schema.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 
 /** Where the server reaches a sandbox's sandboxd. */
@@ -104,4 +106,15 @@ export interface Deployer {
   ping(): Promise<void>;
   /** Whether the image for a type exists where the backend can start it. */
   hasImage(image: string): Promise<boolean>;
+}
+
+/** The environment of a sandbox's container: the type's own, then what sandboxd reads at start. */
+export function sandboxEnv(spec: CreateSpec, config: Config): Record<string, string> {
+  return {
+    ...spec.type.env,
+    [SANDBOXD_ENV.bootToken]: spec.bootToken,
+    [SANDBOXD_ENV.maxJsonBytes]: String(config.MAX_JSON_BYTES),
+    [SANDBOXD_ENV.maxUploadBytes]: String(config.MAX_UPLOAD_BYTES),
+    [SANDBOXD_ENV.runAs]: spec.type.security.user,
+  };
 }

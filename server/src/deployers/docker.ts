@@ -27,7 +27,6 @@ import {
   networkPolicySchema,
   parseRunAs,
   SANDBOXD_CAPABILITIES,
-  SANDBOXD_ENV,
   SANDBOXD_PORT,
 } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
@@ -44,6 +43,7 @@ import {
   HostPortTakenError,
   LABELS,
   MANAGED_BY_VALUE,
+  sandboxEnv,
 } from './deployer.js';
 import { SandboxDns } from './sandbox-dns.js';
 import { BRIDGE_PREFIX_BY_POLICY, SandboxFirewall } from './sandbox-firewall.js';
@@ -295,13 +295,7 @@ export class DockerDeployer implements Deployer {
 
   private containerOptions(spec: CreateSpec, networking: Networking): Dockerode.ContainerCreateOptions {
     const { resources, security } = spec.type;
-    const env = {
-      ...spec.type.env,
-      [SANDBOXD_ENV.bootToken]: spec.bootToken,
-      [SANDBOXD_ENV.maxJsonBytes]: String(this.config.MAX_JSON_BYTES),
-      [SANDBOXD_ENV.maxUploadBytes]: String(this.config.MAX_UPLOAD_BYTES),
-      [SANDBOXD_ENV.runAs]: security.user,
-    };
+    const env = sandboxEnv(spec, this.config);
     const binds = [
       `${this.workspaceDirOf(spec.sandboxId)}:${WORKSPACE}:rw`,
       ...spec.readonlyMounts.map((m) => `${m.hostPath}:${m.containerPath}:ro`),

@@ -1,0 +1,305 @@
+/**
+ * Sandboxes as pods on a Kubernetes cluster (CONTAINER_DEPLOYMENT=k8s), one per sandbox in
+ * K8S_NAMESPACE, built by kubernetes-objects.ts: locked down to the Pod Security profile
+ * K8S_POD_SECURITY names, requests equal to limits, /workspace and the writable paths on sized
+ * emptyDirs, and a NetworkPolicy per type.
+ *
+ * The server dials sandboxd at the pod's IP (the server runs in the cluster). `create` returns
+ * once the pod is Ready (its readiness probe is sandboxd's /healthz), as one shared watch reports
+ * it; it fails at once, deleting the pod, when the cluster refuses the pod (admission, quota) or
+ * the pod cannot start (image pull, crash, config), and at the type's readiness deadline when
+ * it is still not scheduled. Pods are deleted with no grace period. The API server being away is
+ * DEPLOYER_UNAVAILABLE (503) to callers; warm sandboxes keep serving, as they need no API call.
+ *
+ * Workspaces live in the pod (an emptyDir), so there is no host storage and no host port.
+ */
+import { existsSync } from 'node:fs';
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  NetworkingV1Api,
+  NodeV1Api,
+  type V1Pod,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { SANDBOXD_PORT } from '@runtime-sandbox/contract';
+import { z } from 'zod';
+import { type Config, deploymentIdOf } from '../config/schema.js';
+import { messageOf, ServiceError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { SandboxType } from '../sandbox-types/definition.js';
+import type { ContainerSummary, CreateSpec, DeployedSandbox, Deployer } from './deployer.js';
+import {
+  deploymentSelector,
+  labelOf,
+  objectName,
+  type PodStart,
+  podStart,
+  sandboxPod,
+  typeNetworkPolicy,
+  unsupportedBy,
+} from './kubernetes-objects.js';
+import { type PodChange, PodWatch } from './kubernetes-pod-watch.js';
+
+/** A Retry-After for callers while the API server is away, seconds. */
+const UNAVAILABLE_RETRY_SECONDS = 5;
+/** Where a pod's service account credentials are mounted when the server runs in a cluster. */
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** The parts of a Kubernetes `Status` error body used here. */
+const statusBodySchema = z.object({ reason: z.string().optional(), message: z.string().optional() });
+
+export class KubernetesDeployer implements Deployer {
+  readonly kind = 'k8s';
+  readonly location: string;
+  private readonly config: Config;
+  private readonly namespace: string;
+  private readonly deploymentId: string;
+  private readonly core: CoreV1Api;
+  private readonly networking: NetworkingV1Api;
+  private readonly nodes: NodeV1Api;
+  private readonly version: VersionApi;
+  private readonly pods: PodWatch;
+  private readonly logger: Logger;
+  /** The NetworkPolicies `prepare` applied, for teardown. */
+  private readonly policies = new Set<string>();
+
+  constructor(options: { config: Config; logger: Logger; kubeConfig?: KubeConfig }) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.namespace = options.config.K8S_NAMESPACE;
+    this.deploymentId = deploymentIdOf(options.config);
+    const kubeConfig = options.kubeConfig ?? loadKubeConfig(options.config);
+    this.location = `${kubeConfig.getCurrentCluster()?.server ?? 'no cluster'}, namespace ${this.namespace}`;
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.networking = kubeConfig.makeApiClient(NetworkingV1Api);
+    this.nodes = kubeConfig.makeApiClient(NodeV1Api);
+    this.version = kubeConfig.makeApiClient(VersionApi);
+    this.pods = new PodWatch({
+      kubeConfig,
+      core: this.core,
+      namespace: this.namespace,
+      labelSelector: deploymentSelector(this.deploymentId),
+      logger: options.logger,
+    });
+  }
+
+  /**
+   * Refuses types that would run with less isolation here than they ask for, checks that the
+   * namespace can be used and the RuntimeClass exists, applies the NetworkPolicies and starts the
+   * pod watch.
+   */
+  async prepare(types: readonly SandboxType[]): Promise<void> {
+    for (const type of types) {
+      const problem = unsupportedBy(type, this.config);
+      if (problem) throw new Error(`sandbox type "${type.name}" cannot run on Kubernetes: it ${problem}`);
+    }
+    await this.call('list pods', () => this.core.listNamespacedPod({ namespace: this.namespace, limit: 1 }));
+    const runtimeClass = this.config.K8S_RUNTIME_CLASS;
+    if (runtimeClass !== undefined) {
+      await this.call(`read RuntimeClass ${runtimeClass}`, () =>
+        this.nodes.readRuntimeClass({ name: runtimeClass }),
+      ).catch((err: unknown) => {
+        if (apiCodeOf(err) !== 404) throw err;
+        throw new Error(`K8S_RUNTIME_CLASS=${runtimeClass}: the cluster has no such RuntimeClass`);
+      });
+    }
+    if (this.config.K8S_NETWORK_POLICY) {
+      for (const type of types) await this.applyNetworkPolicy(type);
+    }
+    await this.pods.start();
+  }
+
+  async teardown(): Promise<void> {
+    await this.pods.stop();
+    for (const name of this.policies) {
+      await this.call(`delete NetworkPolicy ${name}`, () =>
+        this.networking.deleteNamespacedNetworkPolicy({ name, namespace: this.namespace }),
+      ).catch((err: unknown) => {
+        if (apiCodeOf(err) !== 404) throw err;
+      });
+      this.policies.delete(name);
+    }
+  }
+
+  needsHostPort(): boolean {
+    return false;
+  }
+
+  async create(spec: CreateSpec): Promise<DeployedSandbox> {
+    const name = objectName(spec.name);
+    const body = sandboxPod(spec, name, this.config, this.config.SANDBOX_TTL);
+    await this.call(`create pod ${name}`, () =>
+      this.core.createNamespacedPod({ namespace: this.namespace, body }),
+    );
+    try {
+      const podIP = await this.readyAddress(name, spec.type.timeouts.readyMs);
+      return { handle: name, endpoint: { host: podIP, port: SANDBOXD_PORT } };
+    } catch (err) {
+      // Nothing leaks: a pod that did not come up is deleted before the error goes on.
+      await this.destroy(name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async destroy(handle: string): Promise<void> {
+    await this.call(`delete pod ${handle}`, () =>
+      this.core.deleteNamespacedPod({ name: handle, namespace: this.namespace, gracePeriodSeconds: 0 }),
+    ).catch((err: unknown) => {
+      if (apiCodeOf(err) !== 404) throw err;
+    });
+  }
+
+  /** The storage is the pod's own emptyDir. */
+  async provideWorkspace(): Promise<void> {}
+
+  async releaseWorkspace(): Promise<void> {}
+
+  async workspaceIds(): Promise<string[]> {
+    return [];
+  }
+
+  async list(deploymentId: string): Promise<ContainerSummary[]> {
+    const pods = await this.call('list pods', () =>
+      this.core.listNamespacedPod({
+        namespace: this.namespace,
+        labelSelector: deploymentSelector(deploymentId),
+      }),
+    );
+    return pods.items.map((pod) => ({
+      handle: pod.metadata?.name ?? '',
+      sandboxId: labelOf(pod, 'sandboxId'),
+      deploymentId: labelOf(pod, 'deployment'),
+      replicaId: labelOf(pod, 'replica'),
+      running: isRunning(pod),
+    }));
+  }
+
+  async ping(): Promise<void> {
+    await this.call('read the version', () => this.version.getCode());
+  }
+
+  /** The cluster pulls images itself; one it cannot pull fails that pod's start (ImagePullBackOff). */
+  async hasImage(): Promise<boolean> {
+    return true;
+  }
+
+  /** Creates the type's NetworkPolicy, or replaces the one a previous run left. */
+  private async applyNetworkPolicy(type: SandboxType): Promise<void> {
+    const body = typeNetworkPolicy(type, this.deploymentId, this.config);
+    const name = body.metadata?.name ?? '';
+    const namespace = this.namespace;
+    await this.call(`create NetworkPolicy ${name}`, () =>
+      this.networking.createNamespacedNetworkPolicy({ namespace, body }),
+    ).catch((err: unknown) => {
+      if (apiCodeOf(err) !== 409) throw err;
+      return this.call(`replace NetworkPolicy ${name}`, () =>
+        this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }),
+      );
+    });
+    this.policies.add(name);
+  }
+
+  /** The pod's IP once it is Ready; throws as soon as it cannot be, or at the deadline. */
+  private async readyAddress(name: string, timeoutMs: number): Promise<string> {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const settled = (change: PodChange): PodStart | undefined => {
+      const start = change === 'deleted' ? failed('Deleted', 'the pod was deleted') : podStart(change);
+      return start.kind === 'pending' ? undefined : start;
+    };
+    const start = await this.pods.until(name, settled, deadline).catch(async (err: unknown) => {
+      if (!deadline.aborted) throw err;
+      // The watch may have been away: the pod's own status has the last word, and the reason.
+      const pod = await this.call(`read pod ${name}`, () =>
+        this.core.readNamespacedPod({ name, namespace: this.namespace }),
+      );
+      return podStart(pod);
+    });
+    if (start.kind === 'ready') return start.podIP;
+    if (start.kind === 'pending') {
+      throw new ServiceError(
+        'TIMEOUT',
+        `pod ${name} was not ready within ${timeoutMs} ms (${start.reason})`,
+        {
+          pod: name,
+          reason: start.reason,
+        },
+      );
+    }
+    throw new ServiceError(
+      'SANDBOX_CREATE_FAILED',
+      `pod ${name} cannot start: ${start.reason}: ${start.message}`,
+      {
+        pod: name,
+        reason: start.reason,
+      },
+    );
+  }
+
+  /**
+   * One API call. A refusal (an answer with a status) is a ServiceError naming the API's reason;
+   * no answer at all, or 5xx, is DEPLOYER_UNAVAILABLE.
+   */
+  private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      const code = apiCodeOf(err);
+      if (code === undefined || code >= 500) {
+        throw new ServiceError(
+          'DEPLOYER_UNAVAILABLE',
+          `the Kubernetes API server (${this.location}) cannot ${what}: ${messageOf(err)}`,
+          { retryAfterSeconds: UNAVAILABLE_RETRY_SECONDS },
+          { cause: err },
+        );
+      }
+      const status = statusBodySchema.safeParse(err instanceof ApiException ? err.body : undefined);
+      const reason = (status.success && status.data.reason) || String(code);
+      const message = (status.success && status.data.message) || messageOf(err);
+      this.logger.debug({ what, code, reason }, 'the Kubernetes API refused a call');
+      throw new KubernetesRefusal(
+        code,
+        reason,
+        `the Kubernetes API refused to ${what}: ${reason}: ${message}`,
+        err,
+      );
+    }
+  }
+}
+
+/** The API server answered with an error status (4xx). */
+export class KubernetesRefusal extends ServiceError {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    cause: unknown,
+  ) {
+    super('SANDBOX_CREATE_FAILED', message, { status, reason }, { cause });
+    this.name = 'KubernetesRefusal';
+  }
+}
+
+function failed(reason: string, message: string): PodStart {
+  return { kind: 'failed', reason, message };
+}
+
+function isRunning(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
+}
+
+function apiCodeOf(err: unknown): number | undefined {
+  if (err instanceof KubernetesRefusal) return err.status;
+  if (err instanceof ApiException) return err.code;
+  return undefined;
+}
+
+/** KUBECONFIG_PATH; else the pod's service account in a cluster; else ~/.kube/config (or $KUBECONFIG). */
+function loadKubeConfig(config: Config): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (config.KUBECONFIG_PATH !== undefined) kubeConfig.loadFromFile(config.KUBECONFIG_PATH);
+  else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(IN_CLUSTER_TOKEN)) kubeConfig.loadFromCluster();
+  else kubeConfig.loadFromDefault();
+  return kubeConfig;
+}
