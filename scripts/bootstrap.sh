@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run and test runtime-sandbox: a Docker engine that answers,
-# redis-server on PATH (tests start their own instances), iptables and iproute2, and the npm
-# dependencies.
+# redis-server and docker-registry on PATH (tests start their own instances), iptables and
+# iproute2, and the npm dependencies.
 # Idempotent: quiet and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,8 @@ ensure_packages() {
   # Size-limited workspaces (WORKSPACE_QUOTA): a loop-mounted ext4 image per sandbox.
   command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
   command -v losetup >/dev/null 2>&1 || missing+=(mount)
+  # A registry on loopback for the tests of `runtime-sandbox-builder --push`.
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

@@ -1,8 +1,9 @@
 /**
  * The image builder against the real Docker engine: the base image global setup built (labels,
  * user, tools, a sandboxd that answers its health check), the CLI's up-to-date skip and its
- * failures, rebuilds on a content change, and a type built FROM the base image. Everything built
- * here is tagged with a tag of this run's own and removed afterwards; the real images are only read.
+ * failures, rebuilds on a content change, a push to a registry on loopback, and a type built FROM
+ * the base image. Everything built here is tagged with a tag of this run's own and removed
+ * afterwards; the real images are only read.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import { IMAGE_LABELS } from '../../server/src/images/image-builder.js';
 import { inspectLocalImage } from '../../server/src/images/local-images.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { SandboxTypeRegistry } from '../../server/src/sandbox-types/registry.js';
+import { startRegistryServer } from '../support/registry-server.js';
 import { docker, startSandboxdContainer, TEST_LABEL } from '../support/sandboxd-container.js';
 import { TSX_ARGS } from '../support/tsx.js';
 
@@ -239,6 +241,35 @@ describe('runtime-sandbox-builder', () => {
     const help = await runBuilderCli(['--help']);
     expect(help.exitCode).toBe(0);
     expect(help.stdout).toContain('Usage: runtime-sandbox-builder <type|all>');
+  });
+
+  it('--push sends the built image to RUNTIME_SANDBOX_REGISTRY, and refuses to run without one', async () => {
+    const refused = await runBuilderCli(['base', '--push'], testEnv);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain('--push needs RUNTIME_SANDBOX_REGISTRY');
+
+    const registry = await startRegistryServer();
+    try {
+      const env = { ...testEnv, RUNTIME_SANDBOX_REGISTRY: registry.address };
+      const image = `${registry.address}/runtime-sandbox/runtime-sandbox-base:${testTag}`;
+      createdImages.add(image);
+      const run = await runBuilderCli(['base', '--push'], env);
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.stderr).toContain(`[push] ${image} pushed`);
+      expect(await registry.get('/v2/runtime-sandbox/runtime-sandbox-base/tags/list')).toEqual({
+        name: 'runtime-sandbox/runtime-sandbox-base',
+        tags: [testTag],
+      });
+      // The registry holds this very image: the engine recorded the digest the registry answered.
+      const digests = (await inspectLocalImage(docker, image))?.RepoDigests ?? [];
+      expect(
+        digests.some((digest) =>
+          digest.startsWith(`${registry.address}/runtime-sandbox/runtime-sandbox-base@sha256:`),
+        ),
+      ).toBe(true);
+    } finally {
+      await registry.stop();
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import { DEFAULT_BASE_OS_IMAGE } from '../images/base-os-image.js';
 import { ALL_TYPES, buildSandboxImages } from '../images/build-sandbox-images.js';
 import { messageOf } from '../images/errors.js';
 import { ensureDockerAnswers } from '../images/local-images.js';
+import { pushImages } from '../images/push-images.js';
 import { loadExtensions } from '../sandbox-types/extensions.js';
 import { createRegistry } from '../sandbox-types/registry.js';
 
@@ -27,6 +28,8 @@ Options:
   --base-image IMAGE     what the base type starts FROM (default ${DEFAULT_BASE_OS_IMAGE}, made
                          with debootstrap when it is missing and cannot be pulled)
   --force                build even when up to date, without Docker's layer cache
+  --push                 then push the images to RUNTIME_SANDBOX_REGISTRY (credentials, if it
+                         needs them: RUNTIME_SANDBOX_REGISTRY_USERNAME and _PASSWORD)
   -h, --help             show this help
 `;
 
@@ -48,13 +51,28 @@ async function main(argv: string[]): Promise<void> {
   await loadExtensions(registry, values.extension ?? []);
   const docker = new Docker({ socketPath: config.DOCKER_SOCKET });
   await ensureDockerAnswers(docker, config.DOCKER_SOCKET);
-  await buildSandboxImages(
-    { docker, registry, log: (line) => process.stderr.write(`${line}\n`) },
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (values.push && config.RUNTIME_SANDBOX_REGISTRY === '') {
+    throw new UsageError('--push needs RUNTIME_SANDBOX_REGISTRY, the registry to push the images to');
+  }
+  const results = await buildSandboxImages(
+    { docker, registry, log },
     {
       target,
       dockerfilePath: values['dockerfile-path'],
       force: values.force,
       baseOsImage: values['base-image'],
+    },
+  );
+  if (!values.push) return;
+  const { RUNTIME_SANDBOX_REGISTRY_USERNAME: username, RUNTIME_SANDBOX_REGISTRY_PASSWORD: password } = config;
+  await pushImages(
+    docker,
+    results.map((result) => result.image),
+    {
+      registry: config.RUNTIME_SANDBOX_REGISTRY,
+      login: username !== undefined && password !== undefined ? { username, password } : undefined,
+      log,
     },
   );
 }
@@ -70,6 +88,7 @@ function parseCommandLine(argv: string[]) {
         config: { type: 'string' },
         'base-image': { type: 'string' },
         force: { type: 'boolean' },
+        push: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });

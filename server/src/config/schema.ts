@@ -321,6 +321,9 @@ export const configSchema = z
     RUNTIME_SANDBOX_REGISTRY: z.string().default(''),
     RUNTIME_SANDBOX_IMAGE_NAMESPACE: z.string().default('runtime-sandbox'),
     RUNTIME_SANDBOX_IMAGE_TAG: z.string().default('latest'),
+    /** Login for `runtime-sandbox-builder --push`, when the registry wants one. */
+    RUNTIME_SANDBOX_REGISTRY_USERNAME: optionalString,
+    RUNTIME_SANDBOX_REGISTRY_PASSWORD: optionalString,
   })
   .superRefine((c, ctx) => {
     if (c.WORKERS > 1 && !c.REDIS_ENABLED) {
