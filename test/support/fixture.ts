@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
+import { type FakeKube, type FakeKubeOptions, startFakeKube } from './fake-kube/index.js';
 import { allocatePortRange, type PortRange } from './port-ranges.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 import {
@@ -165,4 +166,24 @@ export function withRedis(): RedisFixture {
     redis: lateBound('redis-server', () => redis),
     client: lateBound('the Redis client', () => client),
   };
+}
+
+/**
+ * A fake Kubernetes API server (fake-kube/) for the file, stopped after its tests; register it
+ * before the servers that use it, so that they stop first.
+ */
+export function withFakeKube(options: FakeKubeOptions = {}): FakeKube {
+  let fake: FakeKube | undefined;
+  beforeAll(async () => {
+    fake = await startFakeKube(options);
+  });
+  afterAll(async () => {
+    await fake?.stop();
+  });
+  return lateBound('the fake Kubernetes API server', () => fake);
+}
+
+/** The settings of a server whose sandboxes are pods on `fake`, in `namespace`. */
+export function kubernetesSettings(fake: FakeKube, namespace = 'default'): Record<string, string> {
+  return { CONTAINER_DEPLOYMENT: 'k8s', KUBECONFIG_PATH: fake.kubeconfigPath, K8S_NAMESPACE: namespace };
 }

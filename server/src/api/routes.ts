@@ -139,7 +139,7 @@ export const ROUTES = [
     tag: 'system',
     auth: false,
     responses: { 200: { description: 'Ready', content: json(readySchema) } },
-    errors: ['STATE_STORE_UNAVAILABLE', 'UPSTREAM_ERROR'],
+    errors: ['STATE_STORE_UNAVAILABLE', 'DEPLOYER_UNAVAILABLE'],
   },
   {
     operationId: 'metrics',

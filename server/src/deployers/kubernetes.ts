@@ -254,7 +254,9 @@ export class KubernetesDeployer implements Deployer {
           { cause: err },
         );
       }
-      const status = statusBodySchema.safeParse(err instanceof ApiException ? err.body : undefined);
+      const status = statusBodySchema.safeParse(
+        err instanceof ApiException ? statusBodyOf(err.body) : undefined,
+      );
       const reason = (status.success && status.data.reason) || String(code);
       const message = (status.success && status.data.message) || messageOf(err);
       this.logger.debug({ what, code, reason }, 'the Kubernetes API refused a call');
@@ -278,6 +280,16 @@ export class KubernetesRefusal extends ServiceError {
   ) {
     super('SANDBOX_CREATE_FAILED', message, { status, reason }, { cause });
     this.name = 'KubernetesRefusal';
+  }
+}
+
+/** The client hands an error answer's body over as its text: the Status JSON, unparsed. */
+function statusBodyOf(body: unknown): unknown {
+  if (typeof body !== 'string') return body;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,7 +6,7 @@ import type { StateStore } from '../state/state-store.js';
 /** A readiness probe must answer even when a dependency hangs. */
 const PROBE_TIMEOUT_MS = 2000;
 
-/** Throws STATE_STORE_UNAVAILABLE or UPSTREAM_ERROR naming what does not answer. */
+/** Throws STATE_STORE_UNAVAILABLE or DEPLOYER_UNAVAILABLE naming what does not answer. */
 export async function checkReady({
   store,
   deployer,
@@ -15,12 +15,12 @@ export async function checkReady({
   deployer: Deployer;
 }): Promise<void> {
   await probe(() => store.ping(), 'STATE_STORE_UNAVAILABLE', `the ${store.kind} state store`);
-  await probe(() => deployer.ping(), 'UPSTREAM_ERROR', `the ${deployer.kind} deployer`);
+  await probe(() => deployer.ping(), 'DEPLOYER_UNAVAILABLE', `the ${deployer.kind} deployer`);
 }
 
 async function probe(
   check: () => Promise<void>,
-  code: 'STATE_STORE_UNAVAILABLE' | 'UPSTREAM_ERROR',
+  code: 'STATE_STORE_UNAVAILABLE' | 'DEPLOYER_UNAVAILABLE',
   what: string,
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,68 @@
+/**
+ * fake-kube: a fake Kubernetes API server with a Docker-backed node agent, for tests.
+ *
+ * Why it exists: the Kubernetes deployer must be tested with CONTAINER_DEPLOYMENT=k8s, and no real
+ * API server can run on these machines. So this one follows the API reference closely enough that
+ * the real @kubernetes/client-node (CoreV1Api, NetworkingV1Api, NodeV1Api, VersionApi, Watch,
+ * informers) works against it unchanged: the same paths and verbs, status codes, `Status` error
+ * bodies, resourceVersions and watch semantics. Each pod runs as a real Docker container, so a
+ * test reaches the real sandboxd in it at the pod IP.
+ *
+ * What it serves (plain HTTP on 127.0.0.1, every request with `Authorization: Bearer <token>`,
+ * else 401; a kubeconfig is written for it):
+ * - /version, /readyz, /livez, /healthz; discovery: /api, /api/v1, /apis, the two group versions;
+ * - namespaces (fixed at start, with the `pod-security.kubernetes.io/enforce` label), the node
+ *   `fake-node`, RuntimeClasses (fixed at start, cluster-scoped);
+ * - pods: create (decode 400, namespace 404, RuntimeClass 403, validation 422, Pod Security 403,
+ *   the refuseCreates() quota hook 403, AlreadyExists 409), get, list and watch (label and field
+ *   selectors, the legacy /watch/ paths too), delete (grace period from DeleteOptions or
+ *   terminationGracePeriodSeconds, preconditions), pods/log (no follow), pods/proxy (HTTP only);
+ * - networkpolicies: create, get, list, watch, delete;
+ * - watches: chunked newline-delimited events; replay from a bounded history; 410 Expired as a
+ *   single ERROR event when the version is older than the history; BOOKMARKs (every
+ *   bookmarkIntervalMs, default a minute like the apiserver's); timeoutSeconds.
+ *
+ * The node agent: schedules by nodeSelector (else Unschedulable), gives each pod a loopback IP
+ * 127.0.0.N published with every containerPort, runs the container from the local image (never
+ * pulling: ErrImagePull / ImagePullBackOff), maps the security context, limits and emptyDirs onto
+ * Docker, reports status as a kubelet (phases, conditions, container states, readiness probes,
+ * restarts with CrashLoopBackOff, activeDeadlineSeconds), and stops and removes the container on
+ * delete. Everything it makes in Docker carries `io.runtime-sandbox.fake-kube=<instance id>`;
+ * pod addresses are claimed across processes by lock files in $TMPDIR/fake-kube-pod-addresses/
+ * (each removed with its pod; the shared folder stays).
+ *
+ * What it does NOT model:
+ * - enforcement of NetworkPolicies (they are stored only; that needs a CNI plugin); pod-to-pod
+ *   traffic over pod IPs (the 127.0.0.N addresses are the host's loopback, reachable only from
+ *   the host), Services, DNS, egress beyond this machine (the bridge does not masquerade);
+ * - only declared containerPorts are reachable at the pod IP (a real pod answers on any port),
+ *   readiness probes included;
+ * - update, patch and deleteCollection on any resource (405), status subresources, server-side
+ *   apply, managedFields, finalizers, ownerReferences and garbage collection, dryRun, list
+ *   pagination (limit/continue are ignored), sendInitialEvents, resourceVersionMatch;
+ * - unknown fields are kept as sent (no strict field validation, no warnings); quantities are kept
+ *   as sent (not canonicalised);
+ * - other resources: Secrets, ConfigMaps, ServiceAccounts (no token volume is mounted), Events,
+ *   Services, Deployments and the rest; RBAC (one token may do everything); ResourceQuota beyond
+ *   the refuseCreates() hook; LimitRanges; other admission plugins and webhooks;
+ * - scheduling beyond nodeSelector on one node: affinity, taints (tolerations are accepted and
+ *   ignored), resource requests, priorities, preemption;
+ * - runtimeClassName is admitted (the RuntimeClass must exist) and then ignored: every pod runs on
+ *   the engine's default runtime; AppArmor and SELinux options are ignored;
+ * - on the node (the pod stays Pending in ContainerCreating with a message saying so): more than
+ *   one container, init containers, volumes other than emptyDir, subPath mounts, one emptyDir
+ *   mounted twice, hostNetwork/hostPID/hostIPC, user namespaces, Localhost seccomp, procMount,
+ *   gRPC probes; secret/configMap env references fail as no such object exists;
+ * - liveness and startup probes and lifecycle hooks are ignored; readiness gates are ignored;
+ *   emptyDirs are tmpfs (sizeLimit is the tmpfs size: writes past it fail instead of the pod being
+ *   evicted); a restarted container is the same Docker container started again; no eviction,
+ *   node pressure, or node failure; imagePullPolicy is ignored (images are never pulled);
+ *   pods/log has no follow, previous or sinceSeconds.
+ */
+export type { RecordedRequest } from './api-server.js';
+export { FAKE_KUBE_LABEL } from './docker-labels.js';
+export { type FakeKube, startFakeKube } from './fake-kube.js';
+export { removeFakeKubeLeftovers } from './leftovers.js';
+export type { NetworkPolicy } from './network-policy-api.js';
+export type { FakeKubeOptions } from './options.js';
+export type { Pod, PodStatus } from './pod-schema.js';

@@ -1,0 +1,70 @@
+/** ObjectMeta: its wire shape, and what the apiserver fills in on create (uid, timestamps, generated names). */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+const stringMap = z.record(z.string(), z.string());
+
+/** metadata as a client sends it (loose: other fields are kept). */
+export const objectMetaSchema = z.looseObject({
+  name: z.string().optional(),
+  generateName: z.string().optional(),
+  namespace: z.string().optional(),
+  labels: stringMap.optional(),
+  annotations: stringMap.optional(),
+});
+
+/** metadata of a stored object: what the client sent plus what the server sets. */
+export interface StoredMeta {
+  name: string;
+  namespace?: string;
+  generateName?: string;
+  uid: string;
+  resourceVersion: string;
+  generation?: number;
+  creationTimestamp: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** Any object the fake stores and watches. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: StoredMeta;
+}
+
+/** RFC 3339 in seconds, as metav1.Time serialises. */
+export function timestamp(at: Date = new Date()): string {
+  return `${at.toISOString().slice(0, 19)}Z`;
+}
+
+export function newUid(): string {
+  return randomUUID();
+}
+
+/** apiserver's names.SimpleNameGenerator: five characters from an alphabet without vowels or look-alikes. */
+const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+export function generateName(prefix: string): string {
+  const bytes = randomBytes(5);
+  let suffix = '';
+  for (const byte of bytes) suffix += NAME_ALPHABET[byte % NAME_ALPHABET.length];
+  // The prefix is cut so that the whole name stays within 63 characters, as the generator does.
+  return `${prefix.slice(0, 58)}${suffix}`;
+}
+
+/** Go's JSON decoding of optional fields: null means absent. */
+export function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => [k, dropNulls(v)]),
+    );
+  }
+  return value;
+}

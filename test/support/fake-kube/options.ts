@@ -1,0 +1,34 @@
+/** startFakeKube's options, checked with zod and filled with defaults. */
+import { z } from 'zod';
+
+const labels = z.record(z.string(), z.string());
+
+const namespaceSchema = z.object({
+  /** The namespace's `pod-security.kubernetes.io/enforce` label; none: privileged, as on a real cluster. */
+  podSecurity: z.enum(['privileged', 'baseline', 'restricted']).optional(),
+  labels: labels.optional(),
+});
+
+export const fakeKubeOptionsSchema = z.object({
+  /** Namespaces that exist (others answer 404). Default: `default`, enforcing restricted. */
+  namespaces: z.record(z.string(), namespaceSchema).default({ default: { podSecurity: 'restricted' } }),
+  /** RuntimeClasses that exist: name -> handler. Default none. */
+  runtimeClasses: z.record(z.string(), z.string()).default({}),
+  /** The one node's labels, which nodeSelectors match against. */
+  nodeLabels: labels.default({ 'kubernetes.io/hostname': 'fake-node', 'kubernetes.io/os': 'linux' }),
+  /** The bearer token every request must carry; default a random one. */
+  token: z.string().min(1).optional(),
+  /** How many changes per resource a watch can replay from before answering 410 Expired. */
+  watchHistorySize: z.number().int().positive().default(1000),
+  /** How often a watch with allowWatchBookmarks gets a BOOKMARK (the apiserver: about a minute). */
+  bookmarkIntervalMs: z.number().int().positive().default(60_000),
+  /** The kubelet's back-off for image pulls and container restarts: first delay, cap (10 s, 5 min). */
+  backoffInitialMs: z.number().int().positive().default(10_000),
+  backoffMaxMs: z.number().int().positive().default(300_000),
+  /** The Docker engine's socket. */
+  dockerSocket: z.string().default('/var/run/docker.sock'),
+});
+
+export type FakeKubeOptions = z.input<typeof fakeKubeOptionsSchema>;
+export type FakeKubeSettings = z.output<typeof fakeKubeOptionsSchema>;
+export type NamespaceSettings = z.output<typeof namespaceSchema>;
