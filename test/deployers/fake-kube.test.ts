@@ -788,7 +788,7 @@ describe('watch', () => {
 });
 
 describe('network policies', () => {
-  it('creates, lists by label, gets and deletes them', async () => {
+  it('creates, lists by label, gets, replaces and deletes them', async () => {
     const networking = kc.makeApiClient(NetworkingV1Api);
     const name = uniqueName('deny-all');
     const created = await networking.createNamespacedNetworkPolicy({
@@ -820,6 +820,26 @@ describe('network policies', () => {
       }),
     );
     expect(bad.code).toBe(422);
+
+    // Replace: unconditional without a resourceVersion; a stale one is 409 Conflict.
+    const spec = { podSelector: { matchLabels: { app: 'sandbox' } }, policyTypes: ['Ingress'] };
+    const replaced = await networking.replaceNamespacedNetworkPolicy({
+      namespace: NS,
+      name,
+      body: { metadata: { name, labels: { policy: name } }, spec },
+    });
+    expect(replaced.spec?.egress).toBeUndefined();
+    expect(Number(replaced.metadata?.resourceVersion)).toBeGreaterThan(
+      Number(created.metadata?.resourceVersion),
+    );
+    const stale = await apiError(
+      networking.replaceNamespacedNetworkPolicy({
+        namespace: NS,
+        name,
+        body: { metadata: { name, resourceVersion: created.metadata?.resourceVersion }, spec },
+      }),
+    );
+    expect(stale.code).toBe(409);
     await networking.deleteNamespacedNetworkPolicy({ namespace: NS, name });
     const gone = await apiError(networking.readNamespacedNetworkPolicy({ namespace: NS, name }));
     expect(gone.code).toBe(404);

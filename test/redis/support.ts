@@ -126,13 +126,13 @@ export async function containerSandboxIds(deploymentId: string): Promise<string[
 }
 
 /** The host port a sandbox's container publishes, as Docker has it. */
-async function publishedPort(sandboxId: string): Promise<number> {
+async function publishedPort(sandboxId: string): Promise<string> {
   const [container] = await docker.listContainers({
     filters: { label: [`${LABELS.sandboxId}=${sandboxId}`] },
   });
   const port = container?.Ports.find((p) => p.PublicPort !== undefined)?.PublicPort;
   if (port === undefined) throw new Error(`sandbox ${sandboxId} publishes no host port`);
-  return port;
+  return `127.0.0.1:${port}`;
 }
 
 /** The replica id and pid of the replica (or worker) that most recently became leader. */
@@ -170,16 +170,18 @@ export interface CycleReport {
  * `cycles` acquire/use/release rounds, `concurrency` at a time, spread over `servers` in turn. Each
  * round proves it has the sandbox to itself: it leaves a marker in the workspace only if no other
  * holder's marker is there and reads its own back before releasing, its sandbox id is new, and the
- * host port Docker publishes for it is held by no other round at the time. Meanwhile the Redis port
- * map is sampled: a port never has two owners.
+ * address the server reaches it at (`addressOf`, by default the host port Docker publishes for it)
+ * is held by no other round at the time. Meanwhile the Redis port map is sampled: a port never has
+ * two owners.
  */
 export async function runCycles(
   servers: ServerProcess[],
   client: Redis,
-  options: { cycles: number; concurrency: number },
+  options: { cycles: number; concurrency: number; addressOf?: (sandboxId: string) => Promise<string> },
 ): Promise<CycleReport> {
+  const addressOf = options.addressOf ?? publishedPort;
   const seenIds = new Set<string>();
-  const portHolders = new Map<number, string>();
+  const portHolders = new Map<string, string>();
   let fromPool = 0;
   let next = 0;
   const doublePorts: string[] = [];
@@ -205,8 +207,8 @@ export async function runCycles(
     seenIds.add(id);
     if (acquired.body.fromPool) fromPool++;
 
-    const port = await publishedPort(id);
-    expect(portHolders.get(port), `host port ${port} held by two sandboxes at once`).toBeUndefined();
+    const port = await addressOf(id);
+    expect(portHolders.get(port), `address ${port} held by two sandboxes at once`).toBeUndefined();
     portHolders.set(port, id);
 
     const claim = await server.call<{ exitCode: number; stdout: string }>(

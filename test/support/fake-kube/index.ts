@@ -37,7 +37,7 @@
  *   the host), Services, DNS, egress beyond this machine (the bridge does not masquerade);
  * - only declared containerPorts are reachable at the pod IP (a real pod answers on any port),
  *   readiness probes included;
- * - update, patch and deleteCollection on any resource (405), status subresources, server-side
+ * - update (PUT) of anything but NetworkPolicies, patch and deleteCollection (405), status subresources, server-side
  *   apply, managedFields, finalizers, ownerReferences and garbage collection, dryRun, list
  *   pagination (limit/continue are ignored), sendInitialEvents, resourceVersionMatch;
  * - unknown fields are kept as sent (no strict field validation, no warnings); quantities are kept

@@ -1,7 +1,8 @@
 /**
- * networking.k8s.io/v1 NetworkPolicies: create, get, list (label and field selectors), watch and
- * delete, validated for names, labels, policy types, ports and CIDRs. Stored only: nothing
- * enforces them (that takes a CNI plugin).
+ * networking.k8s.io/v1 NetworkPolicies: create, get, list (label and field selectors), watch,
+ * replace (PUT: unconditional without a resourceVersion, 409 Conflict when one is given and is
+ * not the current one) and delete, validated for names, labels, policy types, ports and CIDRs.
+ * Stored only: nothing enforces them (that takes a CNI plugin).
  */
 
 import type { ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import type { Handler, Route } from './api-server.js';
 import {
   alreadyExists,
   badRequest,
+  conflict,
   deletedStatus,
   type FieldError,
   fieldError,
@@ -268,6 +270,39 @@ export function networkPolicyRoutes(ctx: NetworkPolicyApiContext): Route[] {
     if (policy === undefined) throw notFound(NETWORK_POLICIES, request.params.name ?? '');
     return { status: 200, json: policy };
   };
+  const replace: Handler = async (request) => {
+    const namespace = request.params.namespace ?? '';
+    const name = request.params.name ?? '';
+    const raw = parseJsonBody(await request.body());
+    const policy = decode(raw, namespace);
+    if (policy.metadata.name !== name) {
+      throw badRequest(
+        `the name of the object (${policy.metadata.name}) does not match the name on the URL (${name})`,
+      );
+    }
+    const errors = validate(policy);
+    if (errors.length > 0) throw invalid(KIND, name, errors);
+    const current = ctx.policies.get(namespace, name);
+    if (current === undefined) throw notFound(NETWORK_POLICIES, name);
+    const sentVersion = networkPolicySchema.safeParse(raw).data?.metadata?.resourceVersion;
+    if (sentVersion !== undefined && sentVersion !== '' && sentVersion !== current.metadata.resourceVersion) {
+      throw conflict(
+        NETWORK_POLICIES,
+        name,
+        'the object has been modified; please apply your changes to the latest version and try again',
+      );
+    }
+    const updated = ctx.policies.update(namespace, name, (draft) => {
+      draft.metadata.labels = policy.metadata.labels;
+      draft.metadata.annotations = policy.metadata.annotations;
+      if (JSON.stringify(draft.spec) !== JSON.stringify(policy.spec)) {
+        draft.spec = policy.spec;
+        draft.metadata.generation = (draft.metadata.generation ?? 1) + 1;
+      }
+    });
+    if (updated === undefined) throw notFound(NETWORK_POLICIES, name);
+    return { status: 200, json: updated };
+  };
   const remove: Handler = async (request) => {
     await request.body();
     const name = request.params.name ?? '';
@@ -285,6 +320,7 @@ export function networkPolicyRoutes(ctx: NetworkPolicyApiContext): Route[] {
       handler: collectionHandler(collection, true),
     },
     { method: 'GET', pattern: `${base}/:name`, handler: get },
+    { method: 'PUT', pattern: `${base}/:name`, handler: replace },
     { method: 'DELETE', pattern: `${base}/:name`, handler: remove },
   ];
 }
