@@ -15,24 +15,16 @@
  * Prints a table; `run()` returns the figures for a suite that collects them.
  */
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { SANDBOXD_ENV, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
-import { BASE_IMAGE } from '../test/support/images.js';
-import { startRedisServer } from '../test/support/redis-server.js';
-import {
-  docker,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-  waitForWarm,
-} from '../test/support/server-process.js';
+import { BASE_IMAGE } from '../support/images.js';
+import { startRedisServer } from '../support/redis-server.js';
+import { docker, eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
+import { BENCH_LABEL, withBenchServer } from './bench-server.js';
+import { isMain, type LatencySummary, numberFlag, round3, summarize } from './report.js';
 
 const IMAGE = BASE_IMAGE;
 const DEPLOYMENT = 'rsbx-bench-acquire';
-const BENCH_LABEL = 'io.runtime-sandbox.bench';
 const WARM_POOL = 10;
 const RAW_PORTS = { start: 52980, end: 52999 };
 const BURST_POOL = 16;
@@ -42,12 +34,8 @@ const BURST_SETUPS = [
   { scenario: 'warm burst: 2 workers, Redis store', workers: 2, redis: true },
 ] as const;
 
-export interface Figure {
+export interface Figure extends LatencySummary {
   scenario: string;
-  n: number;
-  p50Ms: number;
-  p99Ms: number;
-  meanMs: number;
 }
 
 /** A latency figure of acquires fired together, with the rate they were served at. */
@@ -77,8 +65,6 @@ export interface AcquireBenchOptions {
 
 export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBenchResult> {
   const { warmRounds = 50, coldRounds = 10, rawRounds = 10, burstRounds = 6 } = options;
-  await requireImage(IMAGE);
-  await removeContainersOf(DEPLOYMENT);
 
   const warm = await withServer(WARM_POOL, async (server) => {
     const total: number[] = [];
@@ -117,7 +103,7 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
     figures,
     throughput,
     warmP50Ms: p50('warm acquire + first exec'),
-    warmServerSideMeanMs: round(warm.serverMeanMs),
+    warmServerSideMeanMs: round3(warm.serverMeanMs),
     coldOverRaw: p50('cold acquire + first exec') / p50('raw engine create+start+ready'),
   };
 }
@@ -127,17 +113,10 @@ async function withServer<T>(
   work: (server: ServerProcess) => Promise<T>,
   env: Record<string, string> = {},
 ): Promise<T> {
-  const server = await startServerProcess({
-    deploymentId: DEPLOYMENT,
-    portRange: '52900-52979',
-    env: { POOL_SIZE: String(poolSize), ...env },
-  });
-  try {
-    return await work(server);
-  } finally {
-    await server.stop();
-    await removeContainersOf(DEPLOYMENT);
-  }
+  return withBenchServer(
+    { deploymentId: DEPLOYMENT, portRange: '52900-52979', env: { POOL_SIZE: String(poolSize), ...env } },
+    (server) => work(server),
+  );
 }
 
 async function acquireAndExec(
@@ -206,7 +185,7 @@ async function warmBursts(setup: (typeof BURST_SETUPS)[number], rounds: number):
         }
         return {
           ...figure(setup.scenario, samples),
-          acquiresPerSecond: round(samples.length / (burstMs / 1000)),
+          acquiresPerSecond: round3(samples.length / (burstMs / 1000)),
         };
       },
       env,
@@ -250,15 +229,7 @@ async function rawEngineStart(hostPort: number): Promise<number> {
 }
 
 function figure(scenario: string, samples: number[]): Figure {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
-  const mean = sorted.reduce((sum, v) => sum + v, 0) / sorted.length;
-  return { scenario, n: sorted.length, p50Ms: round(at(0.5)), p99Ms: round(at(0.99)), meanMs: round(mean) };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
+  return { scenario, ...summarize(samples) };
 }
 
 function printTable(result: AcquireBenchResult): void {
@@ -297,18 +268,12 @@ function printRows(header: string[], rows: string[][]): void {
   for (const row of rows) console.log(line(row));
 }
 
-function flag(name: string): number | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index >= 0 ? Number(process.argv[index + 1]) : Number.NaN;
-  return Number.isInteger(value) && value > 0 ? value : undefined;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   run({
-    warmRounds: flag('warm'),
-    coldRounds: flag('cold'),
-    rawRounds: flag('raw'),
-    burstRounds: flag('burst'),
+    warmRounds: numberFlag('warm'),
+    coldRounds: numberFlag('cold'),
+    rawRounds: numberFlag('raw'),
+    burstRounds: numberFlag('burst'),
   }).then(printTable, (err: unknown) => {
     console.error(err);
     process.exit(1);

@@ -14,7 +14,7 @@ import {
   type ServerProcess,
   type ServerProcessOptions,
   startServerProcess,
-} from '../test/support/server-process.js';
+} from '../support/server-process.js';
 
 /** Label (value: the benchmark) on containers a benchmark makes itself, outside any server. */
 export const BENCH_LABEL = 'io.runtime-sandbox.bench';

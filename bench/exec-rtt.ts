@@ -16,7 +16,7 @@ import {
   dockerExec,
   type SandboxdContainer,
   startSandboxdContainer,
-} from '../test/support/sandboxd-container.js';
+} from '../support/sandboxd-container.js';
 import { type LatencySummary, summarize } from './report.js';
 
 const SAMPLES = 200;

@@ -21,7 +21,7 @@ import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { Sandbox, type SandboxDataPlane } from '../client-sdk/src/index.js';
 import { LABELS } from '../server/src/deployers/deployer.js';
-import { containersOf, docker, waitForWarm } from '../test/support/server-process.js';
+import { containersOf, docker, waitForWarm } from '../support/server-process.js';
 import { containerOfSandbox, withBenchServer } from './bench-server.js';
 import {
   type BenchRow,

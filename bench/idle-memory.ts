@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { BASE_IMAGE, docker, dockerExec } from '../test/support/sandboxd-container.js';
+import { BASE_IMAGE, docker, dockerExec } from '../support/sandboxd-container.js';
 import { BENCH_LABEL, containerOfSandbox, removeBenchContainers, withBenchServer } from './bench-server.js';
 import { type BenchRow, isMain, median, numberFlag, round3, runAlone } from './report.js';
 

@@ -3,28 +3,33 @@
  * measured in the same run), the percentile and summary helpers, and the table printer.
  */
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
 
 /** Whether a smaller or a larger figure is the better one. */
-export type Better = 'lower' | 'higher';
+const better = z.enum(['lower', 'higher']);
+export type Better = z.infer<typeof better>;
 
-export type Unit = 'ms' | 'MiB/s' | 'execs/s' | 'acquires/s' | 'MiB';
+const unit = z.enum(['ms', 'MiB/s', 'execs/s', 'acquires/s', 'MiB']);
+export type Unit = z.infer<typeof unit>;
 
-export interface BenchRow {
+/** A schema rather than only a type: bench/results.json is read back (scripts/bench-table.ts). */
+export const benchRowSchema = z.object({
   /** What is measured: the operation, and ours against the baseline, e.g. "exec `true`: sandboxd vs Docker exec API". */
-  benchmark: string;
+  benchmark: z.string(),
   /** The statistic: p50, p99, mean, median, rate, ... */
-  stat: string;
-  unit: Unit;
-  better: Better;
+  stat: z.string(),
+  unit,
+  better,
   /** Our figure; null when there is none (a failed benchmark). */
-  ours: number | null;
+  ours: z.number().nullable(),
   /** The baseline's figure from the same run; null when the row has no baseline. */
-  baseline: number | null;
+  baseline: z.number().nullable(),
   /** Samples behind `ours` (and behind `baseline`, which takes as many). */
-  n: number;
+  n: z.number(),
   /** Set when the benchmark failed: why. */
-  error?: string;
-}
+  error: z.string().optional(),
+});
+export type BenchRow = z.infer<typeof benchRowSchema>;
 
 export interface LatencySummary {
   n: number;
@@ -102,25 +107,30 @@ export function advantage(row: BenchRow): number | null {
   return Math.round(ratio * 100) / 100;
 }
 
-function formatValue(value: number | null, unit: Unit): string {
+/** A figure with three significant digits or so (no unit); '-' for none. */
+export function formatNumber(value: number | null): string {
   if (value === null) return '-';
   const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${unit}`;
+  return value.toFixed(digits);
 }
 
-function formatRatio(ratio: number | null): string {
+function formatValue(value: number | null, unit: Unit): string {
+  return value === null ? '-' : `${formatNumber(value)} ${unit}`;
+}
+
+export function formatRatio(ratio: number | null): string {
   if (ratio === null) return '-';
   return `${ratio >= 10 ? ratio.toFixed(1) : ratio.toFixed(2)}x`;
 }
 
 /** The first line of an error, cut to fit a table; results.json keeps the whole of it. */
-function shorten(message: string, max = 100): string {
+export function shorten(message: string, max = 100): string {
   const line = message.split('\n')[0] ?? '';
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;
 }
 
 /** Escapes what would break a Markdown table cell. */
-function cell(text: string): string {
+export function cell(text: string): string {
   return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 

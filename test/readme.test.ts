@@ -1,14 +1,17 @@
 /**
  * The README's walkthroughs run as written: its curl block and its SDK example are taken from the
- * README itself and run against a real server, so the README cannot drift from the product.
+ * README itself and run against a real server, so the README cannot drift from the product. Its
+ * benchmark figures are those of the committed bench/results.json.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchSection, sectionOf } from '../bench/readme-table.js';
+import { readResults } from '../bench/results.js';
 import { packageRoot } from '../server/src/package-root.js';
+import { containersOf, eventually } from '../support/server-process.js';
 import { testDeploymentId, withServer } from './support/fixture.js';
-import { containersOf, eventually } from './support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('readme-test');
 const root = packageRoot();
@@ -41,6 +44,13 @@ function run(
     child.once('close', (code) => resolve({ code, out }));
   });
 }
+
+describe('README benchmark figures', () => {
+  it('are those of bench/results.json (scripts/bench-table.ts writes them)', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    expect(sectionOf(readme)).toBe(benchSection(readResults()));
+  });
+});
 
 describe('README walkthroughs', () => {
   const server = withServer('readme-test', { ports: 40, env: { POOL_SIZE: '1' }, warm: 1 });

@@ -4,9 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE_IMAGE } from '../../support/images.js';
+import { containersOf } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../../test/support/fixture.js';
-import { BASE_IMAGE } from '../../test/support/images.js';
-import { containersOf } from '../../test/support/server-process.js';
 import {
   AuthError,
   CapacityError,

@@ -5,6 +5,8 @@ export interface MountEntry {
   mountPoint: string;
   /** The per-mount options (field 6), e.g. ["rw", "nosuid", "nodev"]. */
   options: string[];
+  /** The file system type, e.g. "ext4" (the field after the "-" that ends the optional fields). */
+  fsType: string;
 }
 
 /** The entries of a mountinfo text, in the order listed (the last one on a path is on top). */
@@ -16,13 +18,23 @@ export function parseMountTable(table: string): MountEntry[] {
     const mountPoint = fields[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) =>
       String.fromCharCode(Number.parseInt(octal, 8)),
     );
-    if (mountPoint) entries.push({ mountPoint, options: (fields[5] ?? '').split(',') });
+    const dash = fields.indexOf('-', 6);
+    const fsType = dash < 0 ? '' : (fields[dash + 1] ?? '');
+    if (mountPoint) entries.push({ mountPoint, options: (fields[5] ?? '').split(','), fsType });
   }
   return entries;
 }
 
+export async function mountTable(): Promise<MountEntry[]> {
+  return parseMountTable(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+/** The mount whose mount point is exactly `path` (the top one), if there is one. */
+export async function mountAt(path: string): Promise<MountEntry | undefined> {
+  return (await mountTable()).findLast((entry) => entry.mountPoint === path);
+}
+
 /** The per-mount options of the mount whose mount point is exactly `path`, if there is one. */
 export async function mountOptionsAt(path: string): Promise<string[] | undefined> {
-  const entries = parseMountTable(await readFile('/proc/self/mountinfo', 'utf8'));
-  return entries.findLast((entry) => entry.mountPoint === path)?.options;
+  return (await mountAt(path))?.options;
 }

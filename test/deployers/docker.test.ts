@@ -31,8 +31,8 @@ import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
-import { IMAGE_SETTINGS } from '../support/images.js';
-import { TSX_ARGS } from '../support/tsx.js';
+import { IMAGE_SETTINGS } from '../../support/images.js';
+import { TSX_ARGS } from '../../support/tsx.js';
 
 const docker = new Dockerode();
 const runId = randomBytes(4).toString('hex');

@@ -23,14 +23,14 @@ import {
 import { SANDBOXD_CAPABILITIES, SANDBOXD_ENV, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../support/eventually.js';
+import { eventually } from '../../support/eventually.js';
+import { BASE_IMAGE } from '../../support/images.js';
 import {
   FAKE_KUBE_LABEL,
   type FakeKube,
   removeFakeKubeLeftovers,
   startFakeKube,
 } from '../support/fake-kube/index.js';
-import { BASE_IMAGE } from '../support/images.js';
 
 const run = promisify(execFile);
 const docker = new Dockerode();

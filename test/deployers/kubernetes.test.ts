@@ -15,8 +15,8 @@ import { KubernetesDeployer } from '../../server/src/deployers/kubernetes.js';
 import { describeCodedError } from '../../server/src/errors.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+import { IMAGE_SETTINGS } from '../../support/images.js';
 import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
-import { IMAGE_SETTINGS } from '../support/images.js';
 
 const docker = new Dockerode();
 const runId = randomBytes(4).toString('hex');

@@ -20,9 +20,9 @@ import { IMAGE_LABELS } from '../../server/src/images/image-builder.js';
 import { inspectLocalImage } from '../../server/src/images/local-images.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { SandboxTypeRegistry } from '../../server/src/sandbox-types/registry.js';
+import { docker, startSandboxdContainer, TEST_LABEL } from '../../support/sandboxd-container.js';
+import { TSX_ARGS } from '../../support/tsx.js';
 import { startRegistryServer } from '../support/registry-server.js';
-import { docker, startSandboxdContainer, TEST_LABEL } from '../support/sandboxd-container.js';
-import { TSX_ARGS } from '../support/tsx.js';
 
 const root = packageRoot();
 const baseDockerfileDir = join(root, 'sandbox-images', 'base');

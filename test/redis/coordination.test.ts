@@ -14,8 +14,8 @@ import { RedisReplicaRegistry } from '../../server/src/cluster/replica-registry.
 import { createLogger } from '../../server/src/observability/logger.js';
 import { RedisStateStore } from '../../server/src/state/redis.js';
 import { connectRedis } from '../../server/src/state/redis-connection.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import { eventually } from '../support/server-process.js';
+import { eventually } from '../../support/eventually.js';
+import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
 
 const TTL_MS = 600;
 const logger = createLogger('silent');
@@ -50,19 +50,30 @@ async function connect(): Promise<Redis> {
   return redis;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('leader lease', () => {
+  /** Per contender: how many of its tries took or kept the lease (its first, then each renewal). */
+  const grants = new Map<LeaderLease, () => number>();
+
   async function contender(deploymentId: string, changes: boolean[] = []) {
     const store = new RedisStateStore({ redis: await connect(), keyPrefix: 'coord', deploymentId });
-    return new LeaderLease({
-      store,
+    let granted = 0;
+    const lease = new LeaderLease({
+      store: {
+        async acquireLease(...args: Parameters<RedisStateStore['acquireLease']>) {
+          const held = await store.acquireLease(...args);
+          if (held) granted++;
+          return held;
+        },
+        releaseLease: (...args: Parameters<RedisStateStore['releaseLease']>) => store.releaseLease(...args),
+      },
       name: 'leader',
       holder: randomUUID(),
       ttlMs: TTL_MS,
       logger,
       onChange: (leader) => changes.push(leader),
     });
+    grants.set(lease, () => granted);
+    return lease;
   }
 
   it('makes exactly one of several contenders leader, keeps it while it is busy, and hands over on stop', async () => {
@@ -72,10 +83,12 @@ describe('leader lease', () => {
     await Promise.all(leases.map((lease) => lease.start()));
     expect(leases.filter((lease) => lease.isLeader)).toHaveLength(1);
 
-    // Several TTLs pass (a long reconcile, say): renewals run on their own timer.
+    // Several TTLs pass (a long reconcile, say): renewals run on their own timer, a third of the
+    // TTL apart, so nine of them after the first grant span at least three TTLs.
     const leader = leases.find((lease) => lease.isLeader) as LeaderLease;
     const signal = leader.signal;
-    await sleep(TTL_MS * 3);
+    const grantsOfLeader = grants.get(leader) ?? (() => 0);
+    await eventually('nine renewals of the lease', () => (grantsOfLeader() >= 10 ? true : undefined), 10_000);
     expect(leader.isLeader).toBe(true);
     expect(signal.aborted).toBe(false);
     expect(leases.filter((lease) => lease.isLeader)).toHaveLength(1);
@@ -136,11 +149,16 @@ describe('replica registry', () => {
     await Promise.all([a.heartbeat(), b.heartbeat(), c.heartbeat()]);
     expect(await a.live()).toEqual(new Set(['a', 'b', 'c']));
 
-    // c stops beating; a and b carry on.
-    for (let i = 0; i < 4; i++) {
-      await sleep(TTL_MS / 3);
-      await Promise.all([a.heartbeat(), b.heartbeat()]);
-    }
+    // c stops beating; a and b carry on, a third of the TTL apart, until c's heartbeat expired.
+    await eventually(
+      'the silent replica to drop out',
+      async () => {
+        await Promise.all([a.heartbeat(), b.heartbeat()]);
+        return (await a.live()).has('c') ? undefined : true;
+      },
+      5000,
+      TTL_MS / 3,
+    );
     expect(await a.live()).toEqual(new Set(['a', 'b']));
 
     // Leaving at the same moment: exactly one of the two sees itself last.
@@ -150,8 +168,12 @@ describe('replica registry', () => {
 
     // The key expires with its last member: nothing is left when every replica dies.
     await replica('d').heartbeat();
-    await sleep(TTL_MS + 200);
-    expect(await redis.exists(key)).toBe(0);
+    expect(await redis.exists(key)).toBe(1);
+    await eventually(
+      'the key to expire',
+      async () => ((await redis.exists(key)) === 0 ? true : undefined),
+      5000,
+    );
   });
 });
 
@@ -168,20 +190,21 @@ describe('refill signals', () => {
         return signal;
       }),
     );
-    await eventually('both to be subscribed', async () => {
+    // Each poll looks for what the previous one's signal brought, then sends another.
+    await eventually('both to be subscribed', () => {
+      if (heard.every((n) => n > 0)) return true;
       signals[0]?.notify();
-      await sleep(50);
-      return heard.every((n) => n > 0) ? true : undefined;
+      return undefined;
     });
 
     await server.restart();
     const before = [...heard];
     await eventually(
       'signals to flow again',
-      async () => {
+      () => {
+        if (heard.every((n, i) => n > (before[i] ?? 0))) return true;
         signals[1]?.notify();
-        await sleep(100);
-        return heard.every((n, i) => n > (before[i] ?? 0)) ? true : undefined;
+        return undefined;
       },
       15_000,
     );

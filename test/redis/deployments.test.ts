@@ -6,8 +6,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { type ServerProcess, waitForWarm } from '../../support/server-process.js';
 import { withDeployment, withRedis } from '../support/fixture.js';
-import { type ServerProcess, waitForWarm } from '../support/server-process.js';
 import { containerSandboxIds, expectNothingLeft, keysOf, onRedis, portsHeld, recordsOf } from './support.js';
 
 const POOL = 2;

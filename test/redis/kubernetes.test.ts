@@ -5,8 +5,8 @@
  * and once the last replica has stopped no pod, NetworkPolicy or Redis key of the deployment is left.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type ServerProcess, waitForWarm } from '../../support/server-process.js';
 import { kubernetesSettings, withDeployment, withFakeKube, withRedis } from '../support/fixture.js';
-import { type ServerProcess, waitForWarm } from '../support/server-process.js';
 import { keysOf, onRedis, recordsOf, runCycles } from './support.js';
 
 const NAMESPACE = 'sandboxes';

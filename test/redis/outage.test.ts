@@ -7,8 +7,8 @@
  * by the reconciler.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, type ServerProcess, waitForWarm } from '../../support/server-process.js';
 import { withRedis, withServer } from '../support/fixture.js';
-import { eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
 import { containerSandboxIds, expectNothingLeft, LEADER_LEASE_MS, onRedis, recordsOf } from './support.js';
 
 const POOL = 2;

@@ -6,8 +6,8 @@
  * everything.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, type ServerProcess, waitForWarm } from '../../support/server-process.js';
 import { withDeployment, withRedis } from '../support/fixture.js';
-import { eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
 import {
   containerSandboxIds,
   expectNothingLeft,

@@ -6,15 +6,15 @@
 import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { LABELS } from '../../server/src/deployers/deployer.js';
-import { redisClient } from '../support/fixture.js';
-import type { RedisServer } from '../support/redis-server.js';
+import type { RedisServer } from '../../support/redis-server.js';
 import {
   docker,
   eventually,
   type ServerProcess,
   type ServerProcessOptions,
   startServerProcess,
-} from '../support/server-process.js';
+} from '../../support/server-process.js';
+import { redisClient } from '../support/fixture.js';
 
 export const KEY_PREFIX = 'rsbx';
 /** Short enough that takeovers and clean-ups happen within a test's patience. */

@@ -7,8 +7,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { eventually, waitForWarm, workspaceDirsIn } from '../../support/server-process.js';
 import { withRedis, withServer } from '../support/fixture.js';
-import { eventually, waitForWarm, workspaceDirsIn } from '../support/server-process.js';
 import {
   containerSandboxIds,
   expectNothingLeft,

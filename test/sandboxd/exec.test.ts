@@ -4,7 +4,7 @@
  */
 import type { ExecEvent } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
+import { type SandboxdContainer, startSandboxdContainer } from '../../support/sandboxd-container.js';
 
 const MiB = 1024 * 1024;
 

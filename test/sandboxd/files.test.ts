@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FileEntry, FileListResponse } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
+import { type SandboxdContainer, startSandboxdContainer } from '../../support/sandboxd-container.js';
 import { readTar } from './tar.js';
 
 let sandbox: SandboxdContainer;

@@ -10,7 +10,7 @@ import {
   type SandboxdContainer,
   startSandboxdContainer,
   TEST_LABEL,
-} from '../support/sandboxd-container.js';
+} from '../../support/sandboxd-container.js';
 
 async function expectError(res: Response, status: number, code: string): Promise<void> {
   const text = await res.text();

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
+import { type SandboxdContainer, startSandboxdContainer } from '../../support/sandboxd-container.js';
 import { readTar, type TarEntryInput, tarOf } from './tar.js';
 
 const MiB = 1024 * 1024;

@@ -7,9 +7,9 @@
  * header. Raw sockets where the point is what the client does not send.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { containersOf, eventually } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
 import { bodyTextOf, RawClient, statusOf } from '../support/raw-http.js';
-import { containersOf, eventually } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('rsbx-sec-defaults');
 const TOKEN = 'abuse-defaults-token';

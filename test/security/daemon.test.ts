@@ -6,8 +6,8 @@
  */
 import type { ExecResult } from '@runtime-sandbox/contract';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { docker, type SandboxdContainer, startSandboxdContainer } from '../../support/sandboxd-container.js';
 import { tarOf } from '../sandboxd/tar.js';
-import { docker, type SandboxdContainer, startSandboxdContainer } from '../support/sandboxd-container.js';
 
 let sandbox: SandboxdContainer;
 /** sandboxd's pid (tini is 1) and an address mapped in it. */

@@ -4,39 +4,27 @@
  * is mounted nosuid,nodev, and even root running the planted file gets no setuid.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { mountAt } from '../../server/src/mount-table.js';
+import { withServer } from '../support/fixture.js';
 
 const run = promisify(execFile);
-const DEPLOYMENT = 'rsbx-sec-storage';
 const SANDBOX_UID = 1000;
 
 describe('host storage of workspaces', () => {
-  let server: ServerProcess;
+  const server = withServer('rsbx-sec-storage', { env: { POOL_SIZE: '0' } });
   let id: string;
   let root: string;
   let planted: string;
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '58640-58659',
-      env: { POOL_SIZE: '0' },
-    });
     const acquired = await server.call<{ id: string }>('POST', '/v1/sandboxes', {});
     expect(acquired.status).toBe(201);
     id = acquired.body.id;
-    root = join(server.mountDir, DEPLOYMENT);
+    root = join(server.mountDir, server.deploymentId);
     planted = join(server.workspaceDir(id), 'suid-sh');
     const plant = await server.call<{ exitCode: number; stdout: string }>(
       'POST',
@@ -47,11 +35,6 @@ describe('host storage of workspaces', () => {
       },
     );
     expect(plant.body).toMatchObject({ exitCode: 0, stdout: '4755\n' });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
   });
 
   it('keeps the deployment root 0700 and root-owned, each workspace 0700 and its sandbox user’s', () => {
@@ -65,13 +48,10 @@ describe('host storage of workspaces', () => {
     expect(statSync(planted).mode & 0o4000).toBe(0o4000);
   });
 
-  it('mounts the deployment root nosuid,nodev', () => {
-    const line = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter((entry) => entry.split(' ')[4] === root)
-      .at(-1);
-    expect(line, `a mount at ${root}`).toBeDefined();
-    expect(line?.split(' ')[5]?.split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+  it('mounts the deployment root nosuid,nodev', async () => {
+    const mount = await mountAt(root);
+    expect(mount, `a mount at ${root}`).toBeDefined();
+    expect(mount?.options).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
   });
 
   it.each([

@@ -5,9 +5,9 @@
  * untyped body without asking first). Raw HTTP over a socket, so the headers are exactly these.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { containersOf } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
 import { rawRequest } from '../support/raw-http.js';
-import { containersOf } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('rsbx-sec-loopback');
 

@@ -18,15 +18,9 @@ import { promisify } from 'node:util';
 import { SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../server/src/deployers/deployer.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  docker,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
+import { docker, eventually } from '../../support/server-process.js';
+import { withServer } from '../support/fixture.js';
 import {
   DNS_HOST,
   type InternetStandIn,
@@ -39,7 +33,6 @@ import {
 } from './internet-stand-in.js';
 
 const run = promisify(execFile);
-const DEPLOYMENT = 'rsbx-sec-network';
 const PEER_PORT = 8080;
 const CONNECT_TIMEOUT_S = 2;
 
@@ -64,32 +57,42 @@ interface Targets {
   standInHostSide: string;
 }
 
+let redis: RedisServer;
+let standIn: InternetStandIn;
+let hostListener: Server;
+
+// The file's hooks, around the describe's: the stand-in's namespace and routes exist before the
+// server (and its resolver) starts and go only after it stopped, so no packet for a stand-in
+// address ever takes the default route.
+beforeAll(async () => {
+  standIn = await startInternetStandIn();
+  hostListener = createServer((_req, res) => res.end('host'));
+  await new Promise<void>((resolve) => hostListener.listen(0, '0.0.0.0', resolve));
+  redis = await startRedisServer({ bind: '0.0.0.0' });
+});
+
+afterAll(async () => {
+  await redis?.stop();
+  await standIn?.stop();
+  hostListener?.close();
+});
+
 describe('network isolation', () => {
-  let server: ServerProcess;
-  let redis: RedisServer;
-  let standIn: InternetStandIn;
-  let hostListener: Server;
   const ids: Record<Name, string> = { A: '', B: '', C: '', D: '', E: '', F: '', G: '' };
   const targets: Partial<Targets> = {};
+  const server = withServer('rsbx-sec-network', {
+    ports: 30,
+    env: {
+      HOST: '0.0.0.0',
+      BEARER_TOKEN: randomBytes(24).toString('hex'),
+      POOL_SIZE: '0',
+      SANDBOX_DNS_UPSTREAM: DNS_HOST,
+    },
+    args: ['--extension', 'test/security/fixtures/network-types.ts'],
+  });
+  const DEPLOYMENT = server.deployment.id;
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    standIn = await startInternetStandIn();
-    hostListener = createServer((_req, res) => res.end('host'));
-    await new Promise<void>((resolve) => hostListener.listen(0, '0.0.0.0', resolve));
-    redis = await startRedisServer({ bind: '0.0.0.0' });
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '58600-58629',
-      env: {
-        HOST: '0.0.0.0',
-        BEARER_TOKEN: randomBytes(24).toString('hex'),
-        POOL_SIZE: '0',
-        SANDBOX_DNS_UPSTREAM: DNS_HOST,
-      },
-      args: ['--extension', 'test/security/fixtures/network-types.ts'],
-    });
     for (const [name, request] of [
       ['A', { type: 'base' }],
       ['B', { type: 'base' }],
@@ -134,14 +137,6 @@ describe('network isolation', () => {
     ] as const) {
       expect(await reachableFromHost(host, port), `${host}:${port} from the host`).toBe(true);
     }
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
-    await redis?.stop();
-    await standIn?.stop();
-    hostListener?.close();
   });
 
   const rows: Array<{

@@ -14,9 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ID_ATTEMPTS, holdClaim } from '../../server/src/cluster/deployment-claim.js';
 import { configSchema, deploymentIdOf } from '../../server/src/config/schema.js';
 import { LABELS, MANAGED_BY_VALUE } from '../../server/src/deployers/deployer.js';
-import { lastLeader, startRedisServerProcess } from '../redis/support.js';
-import { BASE_IMAGE } from '../support/images.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { BASE_IMAGE } from '../../support/images.js';
 import {
   containersOf,
   docker,
@@ -28,7 +26,10 @@ import {
   type ServerProcess,
   startServerProcess,
   waitForWarm,
-} from '../support/server-process.js';
+} from '../../support/server-process.js';
+import { lastLeader, onRedis } from '../redis/support.js';
+import { withDeployment, withRedis } from '../support/fixture.js';
+import { allocatePortRange, type PortRange } from '../support/port-ranges.js';
 
 /** What `npm start` runs as. */
 const DEFAULT_ID = deploymentIdOf(configSchema.parse({}));
@@ -36,11 +37,8 @@ const DEFAULT_IDS = [
   DEFAULT_ID,
   ...Array.from({ length: DEFAULT_ID_ATTEMPTS - 1 }, (_, i) => `${DEFAULT_ID}-${i + 2}`),
 ];
-const RANGE_FIRST = '58700-58729';
-const RANGE_SECOND = '58730-58759';
-const RANGE_NEXT = '58760-58789';
-const REDIS_DEPLOYMENT = 'h9-test-ownership-redis';
-const REDIS_RANGE = '58790-58819';
+/** Ports of each server on the defaults (their PORT_RANGE is given: only the id is left default). */
+const PORTS_EACH = 30;
 const MAINTENANCE_INTERVAL_MS = 300;
 const PASSES = 5;
 const ORPHAN_DESTROYED = 'destroyed a container no record claims';
@@ -83,13 +81,24 @@ async function removeUnheldDefaultContainers(): Promise<void> {
 }
 
 describe('one owner per container', () => {
+  const { redis } = withRedis();
+  const redisDeployment = withDeployment('h9-test-ownership-redis', { start: onRedis(redis), ports: 30 });
+  const REDIS_DEPLOYMENT = redisDeployment.id;
+  // The servers on the default id: the fixture's deployments all have ids of their own.
   const servers: ServerProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'h9-ownership-'));
-  let redis: RedisServer | undefined;
+  let ports: PortRange | undefined;
 
-  const startDefaults = async (portRange: string): Promise<ServerProcess> => {
+  /** The `part`-th slice of PORTS_EACH ports of the file's range (first, second, next server). */
+  const portRange = (part: number): string => {
+    if (!ports) throw new Error('no port range before the beforeAll');
+    const first = ports.first + part * PORTS_EACH;
+    return `${first}-${first + PORTS_EACH - 1}`;
+  };
+
+  const startDefaults = async (part: number): Promise<ServerProcess> => {
     const server = await startServerProcess({
-      portRange,
+      portRange: portRange(part),
       env: { MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS), LOG_LEVEL: 'debug' },
     });
     servers.push(server);
@@ -106,21 +115,20 @@ describe('one owner per container', () => {
       await claim.release();
     }
     await removeUnheldDefaultContainers();
-    await removeContainersOf(REDIS_DEPLOYMENT);
+    ports = allocatePortRange(3 * PORTS_EACH);
   });
 
   afterAll(async () => {
     for (const server of servers) await server.stop('SIGKILL');
     await removeUnheldDefaultContainers();
-    await removeContainersOf(REDIS_DEPLOYMENT);
-    await redis?.stop();
     removeMountDir(dir);
+    ports?.release();
     expect(await containersOf(DEFAULT_ID)).toEqual([]);
   });
 
   it("two servers on their defaults keep to their own sandboxes, and one's shutdown spares the other's", async () => {
-    const first = await startDefaults(RANGE_FIRST);
-    const second = await startDefaults(RANGE_SECOND);
+    const first = await startDefaults(0);
+    const second = await startDefaults(1);
     expect(first.deploymentId).toBe(DEFAULT_ID);
     expect(second.deploymentId).toBe(`${DEFAULT_ID}-2`);
     expect(
@@ -176,7 +184,7 @@ describe('one owner per container', () => {
     for (const setting of ['DEPLOYMENT_ID', 'CONTAINER_PREFIX_KEY']) {
       const run = await runServerCli(['--config', configFile], {
         PORT: '0',
-        PORT_RANGE: RANGE_SECOND,
+        PORT_RANGE: portRange(1),
         DEFAULT_MOUNT_DIR: join(dir, 'refused'),
         [setting]: running.deploymentId,
       });
@@ -202,7 +210,7 @@ describe('one owner per container', () => {
     await killed.stop('SIGKILL');
     expect(await containerIds(killed.deploymentId)).toEqual(leftovers);
 
-    const next = await startDefaults(RANGE_NEXT);
+    const next = await startDefaults(2);
     expect(next.deploymentId).toBe(killed.deploymentId);
     const own = replicaIdOf(next);
     await eventually(
@@ -220,19 +228,9 @@ describe('one owner per container', () => {
   }, 180_000);
 
   it('with Redis, leaves an unclaimed container to its creator while that replica is alive, which destroys it', async () => {
-    redis = await startRedisServer();
     const env = { POOL_SIZE: '0', LOG_LEVEL: 'debug' };
     const replicas: ServerProcess[] = [];
-    for (let i = 0; i < 2; i++) {
-      const replica = await startRedisServerProcess(redis, {
-        deploymentId: REDIS_DEPLOYMENT,
-        portRange: REDIS_RANGE,
-        mountDir: join(dir, 'redis-mounts'),
-        env,
-      });
-      servers.push(replica);
-      replicas.push(replica);
-    }
+    for (let i = 0; i < 2; i++) replicas.push(await redisDeployment.start({ env }));
     // The replica that reconciles, and the one whose container it must leave alone.
     const leader = await eventually('a leader', async () => {
       const holder = lastLeader(replicas)?.holder;

@@ -8,26 +8,20 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaWorkspaces } from '../../server/src/deployers/workspace-storage.js';
+import { mountAt, mountTable } from '../../server/src/mount-table.js';
+import { removeMountDir, runServerCli } from '../../support/server-process.js';
 import { tarOf } from '../sandboxd/tar.js';
-import {
-  removeContainersOf,
-  removeMountDir,
-  requireImage,
-  runServerCli,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { testDeploymentId, withDeployment, withServer } from '../support/fixture.js';
 import { SMALL_WORKSPACE_MIB, SMALL_WRITABLE_MIB } from './fixtures/quota-types.js';
 
 const run = promisify(execFile);
-const DEPLOYMENT = 'rsbx-sec-quotas';
 const MiB = 1024 * 1024;
 /** Past the small workspace, well within MAX_UPLOAD_BYTES: only the quota can refuse it. */
 const OVER_WORKSPACE = (SMALL_WORKSPACE_MIB + 8) * MiB;
@@ -42,21 +36,19 @@ interface ErrorAnswer {
   error?: { code: string; message: string };
 }
 
-/** The mountinfo line whose mount point is `path`, split into fields; undefined if none. */
-function mountAt(path: string): string[] | undefined {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .find((fields) => fields[4] === path);
-}
-
 async function loopDevices(): Promise<string> {
   return (await run('losetup', ['-a'])).stdout;
 }
 
 describe('disk quotas', () => {
-  let server: ServerProcess;
-  let snapshotDir: string;
+  const snapshotDir = mkdtempSync(join(tmpdir(), 'rsbx-sec-quotas-snapshots-'));
+  afterAll(() => rmSync(snapshotDir, { recursive: true, force: true }));
+  /** How this file's servers start (the crash test starts a second one on the same deployment). */
+  const start = {
+    env: { POOL_SIZE: '0', FILE_SYSTEM: 'local', SNAPSHOT_DIR: snapshotDir },
+    args: ['--extension', 'test/security/fixtures/quota-types.ts'],
+  };
+  const server = withServer('rsbx-sec-quotas', start);
   let id: string;
 
   const exec = async (sandboxId: string, command: string): Promise<ExecAnswer> => {
@@ -83,31 +75,15 @@ describe('disk quotas', () => {
   };
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    snapshotDir = mkdtempSync(join(tmpdir(), `${DEPLOYMENT}-snapshots-`));
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '57100-57119',
-      env: { POOL_SIZE: '0', FILE_SYSTEM: 'local', SNAPSHOT_DIR: snapshotDir },
-      args: ['--extension', 'test/security/fixtures/quota-types.ts'],
-    });
     id = await acquire({ type: 'small-disk' });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
-    if (snapshotDir) rmSync(snapshotDir, { recursive: true, force: true });
   });
 
   it("gives each workspace an ext4 file system of its own, of the type's size, nosuid,nodev, on a loop device", async () => {
     const dir = server.workspaceDir(id);
-    const mount = mountAt(dir);
+    const mount = await mountAt(dir);
     expect(mount).toBeDefined();
-    expect(mount?.[5]?.split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
-    // The file system type comes right after the "-" that ends the optional fields.
-    expect(mount?.[mount.indexOf('-') + 1]).toBe('ext4');
+    expect(mount?.options).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    expect(mount?.fsType).toBe('ext4');
     expect(await loopDevices()).toContain(`${dir}/.workspace.ext4`);
 
     const seen = await exec(
@@ -216,9 +192,9 @@ describe('disk quotas', () => {
   it('leaves no mount, loop device or image file behind once a sandbox is released', async () => {
     const other = await acquire({ type: 'small-disk' });
     const dir = server.workspaceDir(other);
-    expect(mountAt(dir)).toBeDefined();
+    expect(await mountAt(dir)).toBeDefined();
     expect((await server.call('DELETE', `/v1/sandboxes/${other}`)).status).toBe(204);
-    expect(mountAt(dir)).toBeUndefined();
+    expect(await mountAt(dir)).toBeUndefined();
     expect(await loopDevices()).not.toContain(dir);
     expect(existsSync(dir)).toBe(false);
     expect(server.workspaceDirs()).toEqual([id]);
@@ -228,59 +204,47 @@ describe('disk quotas', () => {
     const dir = server.workspaceDir(id);
     server.child.kill('SIGKILL');
     await server.exited;
-    expect(mountAt(dir)).toBeDefined();
+    expect(await mountAt(dir)).toBeDefined();
     // And a workspace of a create that died before its container existed: no record, no container.
     const stray = server.workspaceDir('feedfacefeedface');
     await new QuotaWorkspaces().provide(stray, SMALL_WORKSPACE_MIB, { uid: 1000, gid: 1000 });
-    expect(mountAt(stray)).toBeDefined();
+    expect(await mountAt(stray)).toBeDefined();
 
-    const restarted = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '57100-57119',
-      env: { POOL_SIZE: '0', FILE_SYSTEM: 'local', SNAPSHOT_DIR: snapshotDir },
-      args: ['--extension', 'test/security/fixtures/quota-types.ts'],
-      mountDir: server.mountDir,
-    });
+    // The deployment's mount dir, which the crashed server shares.
+    const restarted = await server.deployment.start(start);
     try {
       // The reconcile pass runs before the server listens.
       for (const left of [dir, stray]) {
-        expect(mountAt(left)).toBeUndefined();
+        expect(await mountAt(left)).toBeUndefined();
         expect(existsSync(left)).toBe(false);
       }
       // And one live at the clean stop.
       const live = await restarted.call<{ id: string }>('POST', '/v1/sandboxes', { type: 'small-disk' });
       expect(live.status).toBe(201);
-      expect(mountAt(restarted.workspaceDir(live.body.id))).toBeDefined();
+      expect(await mountAt(restarted.workspaceDir(live.body.id))).toBeDefined();
     } finally {
       // Stopped here in any case: a restarted server left running would hold the deployment.
       expect(await restarted.stop()).toBe(0);
     }
-    const mountsLeft = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter((line) => line.split(' ')[4]?.startsWith(server.mountDir));
+    const mountsLeft = (await mountTable()).filter((mount) => mount.mountPoint.startsWith(server.mountDir));
     expect(mountsLeft).toEqual([]);
     expect(await loopDevices()).not.toContain(server.mountDir);
-    expect(existsSync(join(server.mountDir, DEPLOYMENT))).toBe(false);
+    expect(existsSync(join(server.mountDir, server.deploymentId))).toBe(false);
   });
 });
 
 describe('a server that cannot make workspace file systems', () => {
   // Without /usr/sbin on PATH there is no mkfs.ext4 (nor iptables, so the host filter is off too).
   const withoutTools = { PATH: '/usr/local/bin:/usr/bin:/bin', SANDBOX_FIREWALL: 'false' };
-  let scratch: string;
-
-  beforeAll(() => {
-    scratch = mkdtempSync(join(tmpdir(), `${DEPLOYMENT}-cli-`));
-  });
-
-  afterAll(() => {
-    if (scratch) removeMountDir(scratch);
-  });
+  const refusedId = testDeploymentId('rsbx-sec-quotas-cli');
+  const scratch = mkdtempSync(join(tmpdir(), `${refusedId}-`));
+  afterAll(() => removeMountDir(scratch));
+  const quotasOff = withDeployment('rsbx-sec-quotas-off', { ports: 10 });
 
   it('refuses to start, saying how to turn quotas off; starts with WORKSPACE_QUOTA=false', async () => {
     const env = {
       ...withoutTools,
-      CONTAINER_PREFIX_KEY: `${DEPLOYMENT}-cli`,
+      CONTAINER_PREFIX_KEY: refusedId,
       PORT: '0',
       POOL_SIZE: '0',
       DEFAULT_MOUNT_DIR: join(scratch, 'mounts'),
@@ -290,9 +254,7 @@ describe('a server that cannot make workspace file systems', () => {
     expect(refused.stderr).toContain('cannot make the size-limited workspace file systems');
     expect(refused.stderr).toContain('WORKSPACE_QUOTA=false');
 
-    const unsafe = await startServerProcess({
-      deploymentId: `${DEPLOYMENT}-off`,
-      portRange: '57160-57169',
+    const unsafe = await quotasOff.start({
       env: { ...withoutTools, POOL_SIZE: '0', WORKSPACE_QUOTA: 'false' },
     });
     expect((await unsafe.fetch('/readyz')).status).toBe(200);

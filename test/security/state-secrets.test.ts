@@ -7,21 +7,14 @@
  * with the real token, and the API itself keeps working. The unit part checks the derivation.
  */
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SandboxTokens } from '../../server/src/manager/sandbox-tokens.js';
 import type { SandboxRecord } from '../../server/src/state/state-store.js';
-import { keysOf, redisClient, SANDBOX_TOKEN_SECRET, startRedisServerProcess } from '../redis/support.js';
+import { waitForWarm } from '../../support/server-process.js';
+import { keysOf, onRedis, SANDBOX_TOKEN_SECRET } from '../redis/support.js';
 import { sandboxRecord } from '../state/record-fixture.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  waitForWarm,
-} from '../support/server-process.js';
+import { withRedis, withServer } from '../support/fixture.js';
 
-const DEPLOYMENT = 'rsbx-sec-secrets';
-const PORT_RANGE = '58800-58849';
 const BEARER_TOKEN = 'state-secrets-test-bearer-token-0123456789';
 
 /** Every string inside a JSON value, itself included. */
@@ -146,21 +139,16 @@ describe('SandboxTokens', () => {
 });
 
 describe('what the Redis state store holds', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  let server: ServerProcess;
+  const { redis, client } = withRedis();
+  const server = withServer('rsbx-sec-secrets', {
+    start: onRedis(redis),
+    ports: 50,
+    env: { POOL_SIZE: '1', BEARER_TOKEN },
+  });
+  const DEPLOYMENT = server.deployment.id;
   const acquired: string[] = [];
 
   beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    redis = await startRedisServer();
-    client = redisClient(redis);
-    server = await startRedisServerProcess(redis, {
-      deploymentId: DEPLOYMENT,
-      portRange: PORT_RANGE,
-      env: { POOL_SIZE: '1', BEARER_TOKEN },
-    });
     for (let i = 0; i < 2; i++) {
       await waitForWarm(server, 'base', 1);
       const { status, body } = await server.call<{ id: string }>('POST', '/v1/sandboxes', {
@@ -173,13 +161,6 @@ describe('what the Redis state store holds', () => {
     }
     // One more stays warm, still on its boot token.
     await waitForWarm(server, 'base', 1);
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
-    client?.disconnect();
-    await redis?.stop();
   });
 
   it('holds nothing sandboxd accepts as a token, for claimed and warm sandboxes alike', async () => {

@@ -14,19 +14,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CapacityError, SandboxClient } from '../../client-sdk/src/index.js';
 import { LABELS } from '../../server/src/deployers/deployer.js';
-import {
-  containersOf,
-  eventually,
-  removeContainersOf,
-  requireImage,
-  runServerCli,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { containersOf, eventually, runServerCli } from '../../support/server-process.js';
+import { withDeployment, withServer } from '../support/fixture.js';
 
-const DEPLOYMENT = 'h10-test-tenants';
-const PORT_RANGE = '57000-57049';
-const TENANTS_ONLY_PORT_RANGE = '57050-57059';
 const ADMIN_TOKEN = `admin-${randomUUID()}`;
 /** Between one small snapshot and one with a 256 KiB incompressible file in it. */
 const SNAPSHOT_BYTES = 64 * 1024;
@@ -47,9 +37,36 @@ interface Answer<T = Record<string, unknown>> {
 }
 type ErrorAnswer = Answer<{ error: { code: string; message: string; details?: Record<string, unknown> } }>;
 
-let server: ServerProcess;
-let dir: string;
+const dir = mkdtempSync(join(tmpdir(), 'h10-test-tenants-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const keys = {} as Record<TenantName, string>;
+let cliMade: { key: string; hash: string };
+
+// The keys file, before the server that reads it starts.
+beforeAll(async () => {
+  const tenants = [];
+  cliMade = await hashKeyCli();
+  for (const [id, limits] of Object.entries(TENANTS)) {
+    // alpha's key is the CLI's: the server must take what `hash-key` prints.
+    const { key, hash } = id === 'alpha' ? cliMade : hashKey();
+    keys[id as TenantName] = key;
+    tenants.push({ id, keys: [hash], limits });
+  }
+  writeFileSync(join(dir, 'api-keys.json'), JSON.stringify({ tenants }));
+});
+
+const server = withServer('h10-test-tenants', {
+  ports: 50,
+  env: {
+    BEARER_TOKEN: ADMIN_TOKEN,
+    API_KEYS_FILE: join(dir, 'api-keys.json'),
+    POOL_SIZE: '1',
+    FILE_SYSTEM: 'local',
+    SNAPSHOT_DIR: join(dir, 'snapshots'),
+  },
+});
+const DEPLOYMENT = server.deployment.id;
+const tenantsOnlyDeployment = withDeployment('h10-test-tenants-only', { ports: 10 });
 
 /** A new key and its hash, from the CLI an operator would use. */
 async function hashKeyCli(): Promise<{ key: string; hash: string }> {
@@ -63,8 +80,6 @@ function hashKey(): { key: string; hash: string } {
   const key = randomBytes(32).toString('base64url');
   return { key, hash: `sha256:${createHash('sha256').update(key).digest('hex')}` };
 }
-
-let cliMade: { key: string; hash: string };
 
 async function as<T = Record<string, unknown>>(
   who: TenantName | 'admin' | string,
@@ -141,39 +156,6 @@ async function expectNoLeftovers(): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  await requireImage();
-  await removeContainersOf(DEPLOYMENT);
-  dir = mkdtempSync(join(tmpdir(), `${DEPLOYMENT}-`));
-  const tenants = [];
-  cliMade = await hashKeyCli();
-  for (const [id, limits] of Object.entries(TENANTS)) {
-    // alpha's key is the CLI's: the server must take what `hash-key` prints.
-    const { key, hash } = id === 'alpha' ? cliMade : hashKey();
-    keys[id as TenantName] = key;
-    tenants.push({ id, keys: [hash], limits });
-  }
-  const keysFile = join(dir, 'api-keys.json');
-  writeFileSync(keysFile, JSON.stringify({ tenants }));
-  server = await startServerProcess({
-    deploymentId: DEPLOYMENT,
-    portRange: PORT_RANGE,
-    env: {
-      BEARER_TOKEN: ADMIN_TOKEN,
-      API_KEYS_FILE: keysFile,
-      POOL_SIZE: '1',
-      FILE_SYSTEM: 'local',
-      SNAPSHOT_DIR: join(dir, 'snapshots'),
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await removeContainersOf(DEPLOYMENT);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
 describe('keys', () => {
   it('hash-key makes a long random key and its sha256, which the server takes', async () => {
     const { key, hash } = cliMade;
@@ -212,9 +194,7 @@ describe('keys', () => {
     const { key, hash } = hashKey();
     const file = join(dir, 'tenants-only.json');
     writeFileSync(file, JSON.stringify({ tenants: [{ id: 'solo', keys: [hash] }] }));
-    const tenantsOnly = await startServerProcess({
-      deploymentId: `${DEPLOYMENT}-tenants-only`,
-      portRange: TENANTS_ONLY_PORT_RANGE,
+    const tenantsOnly = await tenantsOnlyDeployment.start({
       env: {
         API_KEYS_FILE: file,
         POOL_SIZE: '0',

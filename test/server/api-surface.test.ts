@@ -4,8 +4,8 @@
  * /v1/sandbox-types with images and pool status.
  */
 import { describe, expect, it } from 'vitest';
+import { BASE_IMAGE } from '../../support/images.js';
 import { withServer } from '../support/fixture.js';
-import { BASE_IMAGE } from '../support/images.js';
 
 const EXPECTED_ROUTES = [
   'get /healthz',

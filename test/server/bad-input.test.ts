@@ -5,8 +5,8 @@
  * And the CLI refuses bad settings with one line and exit code 2.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, runServerCli } from '../../support/server-process.js';
 import { withServer } from '../support/fixture.js';
-import { eventually, runServerCli } from '../support/server-process.js';
 
 const TOKEN = 'bad-input-test-token-abcdef0123';
 const MAX_JSON_BYTES = 2048;

@@ -4,8 +4,8 @@
  * if every release gives its port back.
  */
 import { describe, expect, it } from 'vitest';
+import { containersOf, docker } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { containersOf, docker } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('h5-test-capacity');
 

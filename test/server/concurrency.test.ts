@@ -4,8 +4,8 @@
  * container or workspace dir of the deployment is left.
  */
 import { describe, expect, it } from 'vitest';
+import { containersOf, docker, eventually } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { containersOf, docker, eventually } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('h5-test-concurrency');
 const BURST = 50;

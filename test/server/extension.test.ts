@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../server/src/package-root.js';
+import { BASE_IMAGE, IMAGE_ENV, testImage } from '../../support/images.js';
+import { containersOf } from '../../support/server-process.js';
+import { TSX_ARGS } from '../../support/tsx.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { BASE_IMAGE, IMAGE_ENV, testImage } from '../support/images.js';
-import { containersOf } from '../support/server-process.js';
-import { TSX_ARGS } from '../support/tsx.js';
 
 const DEPLOYMENT = testDeploymentId('h5-test-extension');
 const EXTENSION = 'extensions/python-data/index.ts';

@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventually } from '../support/eventually.js';
+import { eventually } from '../../support/eventually.js';
+import { waitForWarm } from '../../support/server-process.js';
 import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture.js';
-import { waitForWarm } from '../support/server-process.js';
 
 const TOKEN = 'kubernetes-test-token-0123456789';
 const NAMESPACE = 'sandboxes';

@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { containersOf, docker, eventually, waitForWarm } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { containersOf, docker, eventually, waitForWarm } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('h5-test-lifecycle');
 const TOKEN = 'lifecycle-test-token-0123456789';

@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { containersOf, docker, eventually, waitForWarm } from '../../support/server-process.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { containersOf, docker, eventually, waitForWarm } from '../support/server-process.js';
 
 const DEPLOYMENT = testDeploymentId('h5-test-reaping');
 

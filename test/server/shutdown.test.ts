@@ -6,8 +6,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { containersOf, eventually, waitForWarm, workspaceDirsIn } from '../../support/server-process.js';
 import { withDeployment } from '../support/fixture.js';
-import { containersOf, eventually, waitForWarm, workspaceDirsIn } from '../support/server-process.js';
 
 describe('shutdown and restart', () => {
   const deployment = withDeployment('h5-test-shutdown');

@@ -6,17 +6,10 @@
  * snapshot the store refuses keeps the sandbox, still claimed and usable. FILE_SYSTEM=redis, whose
  * size cap (SNAPSHOT_REDIS_MAX_BYTES) is the store refusing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import {
-  removeContainersOf,
-  requireImage,
-  type ServerProcess,
-  startServerProcess,
-} from '../support/server-process.js';
+import { describe, expect, it } from 'vitest';
+import { withRedis, withServer } from '../support/fixture.js';
 import { acquire, type ErrorAnswer, fingerprint, MiB, type SandboxInfo, sh } from './workspace.js';
 
-const DEPLOYMENT = 'rsbx-test-snapshot-links';
 const STORE_CAP_BYTES = 2 * MiB;
 
 /** A venv, a node_modules with links of every kind, and a git repository with one commit. */
@@ -36,30 +29,15 @@ const PROJECT = [
 ].join('\n');
 
 describe('snapshots of links, venvs, node_modules and git repositories', () => {
-  let redis: RedisServer;
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    await requireImage();
-    await removeContainersOf(DEPLOYMENT);
-    redis = await startRedisServer();
-    server = await startServerProcess({
-      deploymentId: DEPLOYMENT,
-      portRange: '57120-57139',
-      env: {
-        POOL_SIZE: '0',
-        FILE_SYSTEM: 'redis',
-        REDIS_PORT: String(redis.port),
-        SNAPSHOT_REDIS_MAX_BYTES: String(STORE_CAP_BYTES),
-      },
-    });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await removeContainersOf(DEPLOYMENT);
-    // Its keys go with it.
-    await redis?.stop();
+  // The snapshot store's keys go with the redis-server, stopped after the server.
+  const { redis } = withRedis();
+  const server = withServer('rsbx-test-snapshot-links', {
+    env: () => ({
+      POOL_SIZE: '0',
+      FILE_SYSTEM: 'redis',
+      REDIS_PORT: String(redis.port),
+      SNAPSHOT_REDIS_MAX_BYTES: String(STORE_CAP_BYTES),
+    }),
   });
 
   it('round-trips them through DELETE ?snapshot=true: same bytes, modes and link targets, and they work', async () => {

@@ -7,9 +7,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
+import { type S3Server, snapshotSettingsFor, startS3Server } from '../../support/s3-server.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
-import { type S3Server, snapshotSettingsFor, startS3Server } from '../support/s3-server.js';
 import { describeSnapshotApi } from './snapshot-api-suite.js';
 import { acquire, type ErrorAnswer, MiB, sh, snapshot } from './workspace.js';
 

@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../server/src/snapshots/blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
+import { eventually, type ServerProcess } from '../../support/server-process.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
-import { eventually, type ServerProcess } from '../support/server-process.js';
 import {
   acquire,
   claimedIds,

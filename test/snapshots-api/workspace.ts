@@ -7,7 +7,7 @@
 import { expect } from 'vitest';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
-import { containersOf, type ServerProcess } from '../support/server-process.js';
+import { containersOf, type ServerProcess } from '../../support/server-process.js';
 
 export const MiB = 1024 * 1024;
 

@@ -20,7 +20,7 @@ import { LocalBlobStore } from '../../server/src/snapshots/local-blob-store.js';
 import { RedisBlobStore } from '../../server/src/snapshots/redis-blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
 import { connectRedis } from '../../server/src/state/redis-connection.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
 import { barrier, digestOf, MiB, meetingAfterFirstChunk, randomish } from './payload.js';
 import {
   blobNameOf,

@@ -9,7 +9,7 @@ import { type ConfigInput, configSchema } from '../../server/src/config/schema.j
 import { createLogger } from '../../server/src/observability/logger.js';
 import { createSnapshotStore } from '../../server/src/snapshots/create-snapshot-store.js';
 import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
-import { type S3Server, snapshotSettingsFor, startS3Server } from '../support/s3-server.js';
+import { type S3Server, snapshotSettingsFor, startS3Server } from '../../support/s3-server.js';
 import { digestOf, MiB, randomish } from './payload.js';
 import {
   blobNameOf,

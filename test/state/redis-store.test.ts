@@ -14,8 +14,8 @@ import {
   createRedisClient,
   type RedisConnectionConfig,
 } from '../../server/src/state/redis-connection.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import { eventually } from '../support/server-process.js';
+import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
+import { eventually } from '../../support/server-process.js';
 import { sandboxRecord } from './record-fixture.js';
 import { describeStateStoreContract } from './state-store-contract.js';
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SandboxRecord, StateStore } from '../../server/src/state/state-store.js';
-import { eventually } from '../support/server-process.js';
+import { eventually } from '../../support/server-process.js';
 import { sandboxRecord } from './record-fixture.js';
 
 const idsOf = (records: SandboxRecord[]): string[] => records.map((r) => r.id).sort();

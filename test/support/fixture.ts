@@ -10,9 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { type FakeKube, type FakeKubeOptions, startFakeKube } from './fake-kube/index.js';
-import { allocatePortRange, type PortRange } from './port-ranges.js';
-import { type RedisServer, startRedisServer } from './redis-server.js';
+import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
 import {
   removeContainersOf,
   removeMountDir,
@@ -21,7 +19,9 @@ import {
   type ServerProcessOptions,
   startServerProcess,
   waitForWarm,
-} from './server-process.js';
+} from '../../support/server-process.js';
+import { type FakeKube, type FakeKubeOptions, startFakeKube } from './fake-kube/index.js';
+import { allocatePortRange, type PortRange } from './port-ranges.js';
 
 /** Tells this run's deployments from those of earlier runs and of other checkouts. */
 const RUN_SUFFIX = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;

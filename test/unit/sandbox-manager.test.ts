@@ -19,7 +19,7 @@ import { ServerMetrics } from '../../server/src/observability/metrics.js';
 import { createRegistry } from '../../server/src/sandbox-types/registry.js';
 import { MemoryStateStore } from '../../server/src/state/memory.js';
 import { ADMIN } from '../../server/src/tenants/caller.js';
-import { eventually } from '../support/eventually.js';
+import { eventually } from '../../support/eventually.js';
 import { FakeDeployer } from './support/fake-deployer.js';
 
 /** Restores as the test says: none found, failing, or done (recording the sandbox it went into). */

@@ -4,7 +4,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { eventually } from '../../../support/eventually.js';
+import { type RedisServer, startRedisServer } from '../../../support/redis-server.js';
 import {
   type ExecutionGuard,
   type GuardLease,
@@ -12,6 +13,7 @@ import {
   InProcessGuard,
   LeaseLostError,
   RedisGuard,
+  type RedisLike,
 } from '../../src/index.js';
 
 /** Whether the promise is still pending once everything already queued has run. */
@@ -34,16 +36,40 @@ function aborted(signal: AbortSignal): Promise<unknown> {
   });
 }
 
+/** A client as a RedisGuard sees it, counting the EVALs Redis has answered (tries, renewals). */
+function countingEvals(redis: Redis): { redis: RedisLike; answered: () => number } {
+  let answered = 0;
+  return {
+    redis: {
+      async eval(script, numKeys, ...args) {
+        const result = await redis.eval(script, numKeys, ...args);
+        answered++;
+        return result;
+      },
+    },
+    answered: () => answered,
+  };
+}
+
+/** Two guards on one key space (two processes, for Redis). */
+interface GuardPair {
+  a: ExecutionGuard;
+  b: ExecutionGuard;
+  /** How many of b's tries have had their answer: refused by Redis, or queued in process. */
+  triesOfB: () => number;
+}
+
 /** Behaviour every guard shares. */
-function describeGuard(name: string, makeGuards: () => [ExecutionGuard, ExecutionGuard]) {
+function describeGuard(name: string, makeGuards: () => GuardPair) {
   describe(name, () => {
     it('serialises two holders of one key and hands out growing fencing tokens', async () => {
-      const [a, b] = makeGuards();
+      const { a, b, triesOfB } = makeGuards();
       const key = `serial-${Math.random()}`;
       const first = await a.acquire(key);
+      const before = triesOfB();
       const second = b.acquire(key, { waitMs: 20_000 });
-      // A round trip to Redis (or a tick in process) later, the second is still waiting.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Once its try had an answer (Redis refused it, or the queue took it in), it is still waiting.
+      await eventually('the second holder to be turned away', () => (triesOfB() > before ? true : undefined));
       expect(await isPending(second)).toBe(true);
       await first.assertHeld();
       await first.release();
@@ -58,14 +84,14 @@ function describeGuard(name: string, makeGuards: () => [ExecutionGuard, Executio
     });
 
     it('does not make different keys wait for each other', async () => {
-      const [a, b] = makeGuards();
+      const { a, b } = makeGuards();
       const one = await a.acquire(`k1-${Math.random()}`);
       const two = await b.acquire(`k2-${Math.random()}`, { waitMs: 1 });
       await Promise.all([one.release(), two.release()]);
     });
 
     it('gives up after the bounded wait, and leaves the key usable', async () => {
-      const [a, b] = makeGuards();
+      const { a, b } = makeGuards();
       const key = `bounded-${Math.random()}`;
       const holder = await a.acquire(key);
       const error = await b.acquire(key, { waitMs: 300 }).catch((e: unknown) => e);
@@ -76,7 +102,7 @@ function describeGuard(name: string, makeGuards: () => [ExecutionGuard, Executio
     });
 
     it('stops waiting when the caller aborts', async () => {
-      const [a, b] = makeGuards();
+      const { a, b } = makeGuards();
       const key = `abort-${Math.random()}`;
       const holder = await a.acquire(key);
       const controller = new AbortController();
@@ -91,7 +117,16 @@ function describeGuard(name: string, makeGuards: () => [ExecutionGuard, Executio
 
 describeGuard('InProcessGuard', () => {
   const guard = new InProcessGuard();
-  return [guard, guard];
+  let tries = 0;
+  const b: ExecutionGuard = {
+    acquire(key, options) {
+      // Its queue takes a waiter in synchronously, before acquire returns.
+      const lease = guard.acquire(key, options);
+      tries++;
+      return lease;
+    },
+  };
+  return { a: guard, b, triesOfB: () => tries };
 });
 
 describe('RedisGuard', () => {
@@ -110,11 +145,16 @@ describe('RedisGuard', () => {
     await new Promise((resolve) => redis.once('ready', resolve));
     return redis;
   };
-  let guards: [RedisGuard, RedisGuard];
+  let guards: GuardPair;
 
   beforeAll(async () => {
     server = await startRedisServer();
-    guards = [new RedisGuard({ redis: await client() }), new RedisGuard({ redis: await client() })];
+    const ofB = countingEvals(await client());
+    guards = {
+      a: new RedisGuard({ redis: await client() }),
+      b: new RedisGuard({ redis: ofB.redis }),
+      triesOfB: ofB.answered,
+    };
   });
 
   afterAll(async () => {
@@ -125,9 +165,12 @@ describe('RedisGuard', () => {
   describeGuard('shared behaviour', () => guards);
 
   it('keeps a lease past its TTL by renewing it', async () => {
-    const guard = new RedisGuard({ redis: await client(), ttlMs: 400, renewEveryMs: 100 });
+    const counted = countingEvals(await client());
+    const guard = new RedisGuard({ redis: counted.redis, ttlMs: 400, renewEveryMs: 100 });
     const lease = await guard.acquire(`renewed-${Math.random()}`);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    // Renewals at least 100 ms apart: twelve of them keep it three TTLs past the grant.
+    const granted = counted.answered();
+    await eventually('twelve renewals', () => (counted.answered() >= granted + 12 ? true : undefined));
     expect(lease.signal.aborted).toBe(false);
     await lease.assertHeld();
     await lease.release();

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../server/src/package-root.js';
-import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { type S3Server, startS3Server } from '../../../test/support/s3-server.js';
-import { TSX_ARGS } from '../../../test/support/tsx.js';
+import { type RedisServer, startRedisServer } from '../../../support/redis-server.js';
+import { type S3Server, startS3Server } from '../../../support/s3-server.js';
+import { TSX_ARGS } from '../../../support/tsx.js';
 import { SandboxClient } from '../../src/index.js';
 import { type HarnessServer, startHarnessServer } from './support.js';
 

@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { type RedisServer, startRedisServer } from '../../../support/redis-server.js';
 import {
   ConflictError,
   Harness,

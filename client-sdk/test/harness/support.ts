@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { extract } from 'tar-stream';
-import { testDeploymentId } from '../../../test/support/fixture.js';
-import { allocatePortRange } from '../../../test/support/port-ranges.js';
 import {
   removeContainersOf,
   requireImage,
   type ServerProcess,
   startServerProcess,
-} from '../../../test/support/server-process.js';
+} from '../../../support/server-process.js';
+import { testDeploymentId } from '../../../test/support/fixture.js';
+import { allocatePortRange } from '../../../test/support/port-ranges.js';
 import type { FetchFunction } from '../../src/index.js';
 
 export interface HarnessServer extends ServerProcess {

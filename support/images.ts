@@ -1,11 +1,11 @@
 /**
- * The image names the tests run, from the same RUNTIME_SANDBOX_REGISTRY / _IMAGE_NAMESPACE /
- * _IMAGE_TAG settings the server and the global setup's build read (defaults when unset), so a
- * checkout can test under its own tag (`RUNTIME_SANDBOX_IMAGE_TAG=mine npx vitest run ...`)
- * without overwriting the images another checkout tests on the same engine.
+ * The image names the tests and benchmarks run, from the same RUNTIME_SANDBOX_REGISTRY /
+ * _IMAGE_NAMESPACE / _IMAGE_TAG settings the server and the global setup's build read (defaults
+ * when unset), so a checkout can test under its own tag (`RUNTIME_SANDBOX_IMAGE_TAG=mine npx vitest
+ * run ...`) without overwriting the images another checkout tests on the same engine.
  */
 import { z } from 'zod';
-import { configSchema, imageNameFor } from '../../server/src/config/schema.js';
+import { configSchema, imageNameFor } from '../server/src/config/schema.js';
 
 /** The image naming settings from this process's environment, defaults filled in. */
 export const IMAGE_SETTINGS = z

@@ -1,9 +1,10 @@
 /**
- * A real S3 protocol server for tests: s3rver in this process, on a free loopback port, storing in
- * its own temp dir, with one bucket made. Clients reach it through a small TCP relay, so a test can
- * make the server go away in the middle of an upload: `failAfter(bytes)` cuts every connection
- * once that many more request bytes went through, and resets every new one, until `recover()`.
- * s3rver's own data stays as it was, so what a failed upload left behind can be inspected after.
+ * A real S3 protocol server for tests and benchmarks: s3rver in this process, on a free loopback
+ * port, storing in its own temp dir, with one bucket made. Clients reach it through a small TCP
+ * relay, so a test can make the server go away in the middle of an upload: `failAfter(bytes)` cuts
+ * every connection once that many more request bytes went through, and resets every new one, until
+ * `recover()`. s3rver's own data stays as it was, so what a failed upload left behind can be
+ * inspected after.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';

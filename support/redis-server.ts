@@ -1,8 +1,9 @@
 /**
- * A real, throwaway redis-server for tests: a child process on a free loopback port, in its own
- * temp dir, with persistence off. `stop()` kills it (tests of an unreachable store), `restart()`
- * brings it back empty on the same port (clients reconnect by themselves). It fails loudly when
- * redis-server is missing, and any server still running when the test process exits is killed.
+ * A real, throwaway redis-server for tests and benchmarks: a child process on a free loopback
+ * port, in its own temp dir, with persistence off. `stop()` kills it (tests of an unreachable
+ * store), `restart()` brings it back empty on the same port (clients reconnect by themselves). It
+ * fails loudly when redis-server is missing, and any server still running when the process exits
+ * is killed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
