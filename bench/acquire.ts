@@ -1,9 +1,11 @@
 /**
  * How fast an agent gets a working sandbox:
- * `npx tsx bench/acquire.ts [--warm N] [--cold N] [--raw N] [--burst N]`.
+ * `npx tsx bench/acquire.ts [--warm N] [--k8s N] [--cold N] [--raw N] [--burst N]`.
  *
  * - warm: the server CLI with a pool of 10; each round waits for a full pool (so no create competes
  *   for the CPU), then times POST /v1/sandboxes until a first exec of `true` answers, then releases.
+ * - warm on the Kubernetes deployer: the same rounds with the sandboxes as pods on the fake API
+ *   server (the tests' fake-kube; its node agent runs each pod as a container).
  * - cold: the server with POOL_SIZE=0, the same round: every acquire creates its sandbox.
  * - raw engine: what Docker itself costs: dockerode create + start, then polling sandboxd's /healthz
  *   until it answers. Cold acquires should stay within 1.5x of this.
@@ -20,6 +22,8 @@ import { waitForSandboxd } from '../server/src/deployers/wait-ready.js';
 import { BASE_IMAGE } from '../support/images.js';
 import { startRedisServer } from '../support/redis-server.js';
 import { docker, eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
+// The one import from the tests: their fake Kubernetes API server (fakes live with the tests).
+import { startFakeKube } from '../test/support/fake-kube/index.js';
 import { BENCH_LABEL, withBenchServer } from './bench-server.js';
 import { isMain, type LatencySummary, numberFlag, round3, summarize } from './report.js';
 
@@ -57,6 +61,8 @@ export interface AcquireBenchResult {
 
 export interface AcquireBenchOptions {
   warmRounds?: number;
+  /** Warm rounds with the Kubernetes deployer, on the fake API server. */
+  kubernetesRounds?: number;
   coldRounds?: number;
   rawRounds?: number;
   /** Bursts of BURST_POOL acquires per state-store setup. */
@@ -64,20 +70,26 @@ export interface AcquireBenchOptions {
 }
 
 export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBenchResult> {
-  const { warmRounds = 50, coldRounds = 10, rawRounds = 10, burstRounds = 6 } = options;
+  const {
+    warmRounds = 50,
+    kubernetesRounds = 30,
+    coldRounds = 10,
+    rawRounds = 10,
+    burstRounds = 6,
+  } = options;
 
   const warm = await withServer(WARM_POOL, async (server) => {
-    const total: number[] = [];
-    const acquireOnly: number[] = [];
-    for (let i = 0; i < warmRounds; i++) {
-      await waitForWarm(server, 'base', WARM_POOL);
-      const timing = await acquireAndExec(server);
-      if (!timing.fromPool) throw new Error('a warm round missed the pool');
-      total.push(timing.totalMs);
-      acquireOnly.push(timing.acquireMs);
-    }
-    return { total, acquireOnly, serverMeanMs: await serverSideAcquireMeanMs(server) };
+    const rounds = await warmAcquires(server, warmRounds);
+    return { ...rounds, serverMeanMs: await serverSideAcquireMeanMs(server) };
   });
+  // The same rounds with the sandboxes as pods. No cluster can be had here, so the pods are the
+  // fake API server's (the tests' fake-kube, whose node agent runs them as containers): this is the
+  // deployer's and the server's own cost on top of what a cluster adds.
+  const fake = await startFakeKube();
+  const onKubernetes = await withServer(WARM_POOL, (server) => warmAcquires(server, kubernetesRounds), {
+    CONTAINER_DEPLOYMENT: 'k8s',
+    KUBECONFIG_PATH: fake.kubeconfigPath,
+  }).finally(() => fake.stop());
 
   const cold = await withServer(0, async (server) => {
     const total: number[] = [];
@@ -95,6 +107,7 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
   const figures = [
     figure('warm acquire + first exec', warm.total),
     figure('warm acquire (POST only)', warm.acquireOnly),
+    figure('warm acquire + first exec, k8s deployer (fake API server)', onKubernetes.total),
     figure('cold acquire + first exec', cold),
     figure('raw engine create+start+ready', raw),
   ];
@@ -117,6 +130,23 @@ async function withServer<T>(
     { deploymentId: DEPLOYMENT, portRange: '52900-52979', env: { POOL_SIZE: String(poolSize), ...env } },
     (server) => work(server),
   );
+}
+
+/** `rounds` warm acquires, each waiting for a full pool first (so no create competes for the CPU). */
+async function warmAcquires(
+  server: ServerProcess,
+  rounds: number,
+): Promise<{ total: number[]; acquireOnly: number[] }> {
+  const total: number[] = [];
+  const acquireOnly: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    await waitForWarm(server, 'base', WARM_POOL);
+    const timing = await acquireAndExec(server);
+    if (!timing.fromPool) throw new Error('a warm round missed the pool');
+    total.push(timing.totalMs);
+    acquireOnly.push(timing.acquireMs);
+  }
+  return { total, acquireOnly };
 }
 
 async function acquireAndExec(
@@ -271,6 +301,7 @@ function printRows(header: string[], rows: string[][]): void {
 if (isMain(import.meta.url)) {
   run({
     warmRounds: numberFlag('warm'),
+    kubernetesRounds: numberFlag('k8s'),
     coldRounds: numberFlag('cold'),
     rawRounds: numberFlag('raw'),
     burstRounds: numberFlag('burst'),

@@ -4,7 +4,10 @@
  * with no server in between.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema, imageNameFor } from '../../server/src/config/schema.js';
 import type { DeployedSandbox } from '../../server/src/deployers/deployer.js';
@@ -15,9 +18,11 @@ import { AuthError, type DirectSandbox, Sandbox, UpstreamError } from '../src/in
 import { describeDataPlane } from './support/data-plane-suite.js';
 
 const DEPLOYMENT_ID = 'sdk-direct-test';
+const mountDir = mkdtempSync(join(tmpdir(), 'rsbx-sdk-direct-'));
 // The image naming settings come from the environment, as for the server.
 const config = configSchema.parse({
   CONTAINER_PREFIX_KEY: DEPLOYMENT_ID,
+  DEFAULT_MOUNT_DIR: mountDir,
   RUNTIME_SANDBOX_REGISTRY: process.env.RUNTIME_SANDBOX_REGISTRY,
   RUNTIME_SANDBOX_IMAGE_NAMESPACE: process.env.RUNTIME_SANDBOX_IMAGE_NAMESPACE,
   RUNTIME_SANDBOX_IMAGE_TAG: process.env.RUNTIME_SANDBOX_IMAGE_TAG,
@@ -26,6 +31,7 @@ const deployer = new DockerDeployer({ config, logger: createLogger('silent') });
 const token = randomBytes(24).toString('hex');
 
 let deployed: DeployedSandbox | undefined;
+let sandboxId: string | undefined;
 let url: string;
 let sandbox: DirectSandbox;
 
@@ -47,12 +53,15 @@ beforeAll(async () => {
   if (!(await deployer.hasImage(image))) {
     throw new Error(`image ${image} is missing: build it first (node dist/builder.mjs base)`);
   }
-  const sandboxId = `sdk-direct-${randomBytes(4).toString('hex')}`;
+  sandboxId = `sdk-direct-${randomBytes(4).toString('hex')}`;
+  const type = sandboxTypeSchema.parse({ name: 'base' });
+  // The workspace first, as the server's provisioner makes it.
+  await deployer.provideWorkspace(sandboxId, type);
   deployed = await deployer.create({
     sandboxId,
     deploymentId: DEPLOYMENT_ID,
     replicaId: 'sdk-direct-test',
-    type: sandboxTypeSchema.parse({ name: 'base' }),
+    type,
     image,
     name: `${DEPLOYMENT_ID}-${sandboxId}`,
     bootToken: token,
@@ -77,8 +86,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (deployed) await deployer.destroy(deployed.handle);
-  // The deployment's network goes with its last sandbox, as the server's shutdown does it.
+  if (sandboxId) await deployer.releaseWorkspace(sandboxId);
+  // The deployment's network and workspace root go with its last sandbox, as at the server's shutdown.
   await deployer.teardown();
+  rmSync(mountDir, { recursive: true, force: true });
 });
 
 describe('direct mode: connection', () => {

@@ -21,6 +21,7 @@
  * inspected first for theirs.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import {
   isAddressRange,
   type NetworkPolicy,
@@ -182,6 +183,11 @@ export class DockerDeployer implements Deployer {
     const allowlisted = spec.type.security.network === 'allowlist';
     if (allowlisted && !this.config.SANDBOX_FIREWALL) {
       throw new Error('network policy allowlist needs the host packet filter (SANDBOX_FIREWALL=true)');
+    }
+    // Docker would make a missing bind source itself: a root-owned dir outside any quota.
+    const workspace = this.workspaceDirOf(spec.sandboxId);
+    if (!existsSync(workspace)) {
+      throw new Error(`sandbox ${spec.sandboxId} has no workspace: provideWorkspace comes before create`);
     }
     const networking = await this.networkingFor(spec);
     const container = await this.docker.createContainer(this.containerOptions(spec, networking));
