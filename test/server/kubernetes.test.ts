@@ -5,7 +5,8 @@
  * and goes on release; a pod deleted behind the server's back is noticed and replaced; a type
  * whose image the cluster cannot pull fails its acquire with its code and leaves no pod; while the
  * API server is away /readyz and cold acquires answer 503 DEPLOYER_UNAVAILABLE, warm sandboxes
- * keep serving, and all recovers when it returns; shutdown leaves no pod.
+ * keep serving, and all recovers when it returns; idle and expired sandboxes are reaped with their
+ * pods; MAX_SANDBOX_INSTANCES bounds the pods; shutdown leaves no pod.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture
 
 const TOKEN = 'kubernetes-test-token-0123456789';
 const NAMESPACE = 'sandboxes';
+const MAX_INSTANCES = 3;
 
 interface Info {
   id: string;
@@ -41,6 +43,7 @@ describe('the server on Kubernetes', () => {
       POOL_SIZE: '1',
       BEARER_TOKEN: TOKEN,
       MAINTENANCE_INTERVAL_MS: '300',
+      MAX_SANDBOX_INSTANCES: String(MAX_INSTANCES),
     }),
     args: ['--extension', GHOST_EXTENSION],
     warm: 1,
@@ -140,6 +143,40 @@ describe('the server on Kubernetes', () => {
     await eventually('/readyz to answer 200 again', async () =>
       (await server.fetch('/readyz')).status === 200 ? true : undefined,
     );
+    await waitForWarm(server, 'base', 1);
+  });
+
+  it('reaps an idle sandbox and one past its TTL, deleting their pods', async () => {
+    const idle = await server.call<Info>('POST', '/v1/sandboxes', { idleTimeoutSeconds: 1 });
+    const short = await server.call<Info>('POST', '/v1/sandboxes', { ttlSeconds: 2 });
+    expect([idle.status, short.status]).toEqual([201, 201]);
+    for (const { id } of [idle.body, short.body]) {
+      await eventually(`sandbox ${id} to be reaped`, async () =>
+        (await server.call('GET', `/v1/sandboxes/${id}`)).status === 404 && podsOf(id).length === 0
+          ? true
+          : undefined,
+      );
+    }
+  });
+
+  it('lets no more than MAX_SANDBOX_INSTANCES pods run, and serves again after a release', async () => {
+    const { body } = await server.call<{ sandboxes: Info[] }>('GET', '/v1/sandboxes?status=claimed');
+    for (const { id } of body.sandboxes) await server.fetch(`/v1/sandboxes/${id}`, { method: 'DELETE' });
+    await waitForWarm(server, 'base', 1);
+    // The refiller takes slots too (a claim from the pool starts a new warm pod): acquires are
+    // refused once the pods, warm ones included, reach the limit, and never before one was served.
+    const held: string[] = [];
+    let refused: { status: number; body: unknown } | undefined;
+    for (let i = 0; i <= MAX_INSTANCES && refused === undefined; i++) {
+      const acquired = await server.call<Info>('POST', '/v1/sandboxes', {});
+      if (acquired.status === 201) held.push(acquired.body.id);
+      else refused = acquired;
+      expect(fake.pods(NAMESPACE).length).toBeLessThanOrEqual(MAX_INSTANCES);
+    }
+    expect(held.length).toBeGreaterThanOrEqual(1);
+    expect(refused).toMatchObject({ status: 429, body: { error: { code: 'CAPACITY_EXCEEDED' } } });
+    for (const id of held)
+      expect((await server.fetch(`/v1/sandboxes/${id}`, { method: 'DELETE' })).status).toBe(204);
     await waitForWarm(server, 'base', 1);
   });
 
