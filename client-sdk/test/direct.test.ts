@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import type { DeployedSandbox } from '../../server/src/deployers/deployer.js';
 import { DockerDeployer } from '../../server/src/deployers/docker.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+import { freeLoopbackPort as freePort } from '../../support/free-port.js';
 import { AuthError, type DirectSandbox, Sandbox, UpstreamError } from '../src/index.js';
 import { describeDataPlane } from './support/data-plane-suite.js';
 
@@ -34,19 +34,6 @@ let deployed: DeployedSandbox | undefined;
 let sandboxId: string | undefined;
 let url: string;
 let sandbox: DirectSandbox;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 beforeAll(async () => {
   const image = imageNameFor('base', config);

@@ -31,6 +31,7 @@ import { waitForSandboxd } from '../../server/src/deployers/wait-ready.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+import { freeLoopbackPort as freePort } from '../../support/free-port.js';
 import { IMAGE_SETTINGS } from '../../support/images.js';
 import { TSX_ARGS } from '../../support/tsx.js';
 
@@ -76,17 +77,6 @@ afterAll(async () => {
   }
   rmSync(scratch, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
-    });
-  });
-}
 
 async function specFor(
   options: {
