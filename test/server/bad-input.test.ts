@@ -1,11 +1,13 @@
 /**
- * Every kind of bad input gets its 4xx and its stable code, never a 500: auth, malformed and
- * oversized bodies, invalid fields, unknown ids, types and routes, paths climbing out of the
- * workspace. Every error answered at a route is one its operation declares in /v1/openapi.json.
- * And the CLI refuses bad settings with one line and exit code 2.
+ * Every kind of bad input gets its 4xx and its stable code, never a 500, on each backend (Docker
+ * containers, pods on the fake Kubernetes API server): auth, malformed and oversized bodies,
+ * invalid fields, unknown ids, types and routes, paths climbing out of the workspace. Every error
+ * answered at a route is one its operation declares in /v1/openapi.json. And the CLI refuses bad
+ * settings with one line and exit code 2.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, runServerCli } from '../../support/server-process.js';
+import { BACKENDS, withBackend } from '../support/backends.js';
 import { withServer } from '../support/fixture.js';
 
 const TOKEN = 'bad-input-test-token-abcdef0123';
@@ -24,15 +26,17 @@ interface OpenApiPaths {
 const answered: Array<{ method: string; path: string; status: number; code: string }> = [];
 const methodOf = new WeakMap<Response, string>();
 
-describe('bad input over HTTP', () => {
+describe.each(BACKENDS)('bad input over HTTP on %s', (name) => {
   let sandboxId: string;
-  const server = withServer('h5-test-bad-input', {
-    env: {
+  const backend = withBackend(name);
+  const server = withServer(`h5-test-bad-input-${name}`, {
+    env: () => ({
+      ...backend.settings(),
       POOL_SIZE: '1',
       BEARER_TOKEN: TOKEN,
       MAX_JSON_BYTES: String(MAX_JSON_BYTES),
       MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
-    },
+    }),
     warm: 1,
   });
 

@@ -1,12 +1,13 @@
 /**
- * The server with CONTAINER_DEPLOYMENT=k8s over real HTTP, against the fake API server
- * (test/support/fake-kube), whose node agent runs each pod as a real container of the base image:
- * a warm pod is handed out and bound late, runs commands, takes and gives files and archives,
- * and goes on release; a pod deleted behind the server's back is noticed and replaced; a type
- * whose image the cluster cannot pull fails its acquire with its code and leaves no pod; while the
- * API server is away /readyz and cold acquires answer 503 DEPLOYER_UNAVAILABLE, warm sandboxes
- * keep serving, and all recovers when it returns; idle and expired sandboxes are reaped with their
- * pods; MAX_SANDBOX_INSTANCES bounds the pods; shutdown leaves no pod.
+ * What only the server with CONTAINER_DEPLOYMENT=k8s has to show, over real HTTP against the fake
+ * API server (test/support/fake-kube), whose node agent runs each pod as a real container of the
+ * base image. (The v1 behaviour suites, lifecycle, bad input, capacity, reaping and snapshots,
+ * run on this deployer too: test/support/backends.ts.) A pod deleted through the API behind the
+ * server's back is noticed and replaced; a type whose image the cluster cannot pull fails its
+ * acquire with its code and leaves no pod; while the API server is away /readyz and cold acquires
+ * answer 503 DEPLOYER_UNAVAILABLE, warm sandboxes keep serving, and all recovers when it returns;
+ * MAX_SANDBOX_INSTANCES bounds the pods, warm ones included; shutdown leaves no pod and no
+ * NetworkPolicy.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,42 +53,6 @@ describe('the server on Kubernetes', () => {
   /** The pods of the sandbox with this id. */
   const podsOf = (id: string) =>
     fake.pods(NAMESPACE).filter((pod) => pod.metadata.labels?.['runtime-sandbox.io/sandbox-id'] === id);
-
-  it('hands out a warm pod bound to the caller, runs commands, moves files, and deletes the pod on release', async () => {
-    const acquired = await server.call<Info>('POST', '/v1/sandboxes', {
-      env: { GREETING: 'hello from k8s' },
-    });
-    expect(acquired).toMatchObject({ status: 201, body: { status: 'claimed', fromPool: true } });
-    const { id } = acquired.body;
-    expect(podsOf(id)).toHaveLength(1);
-    const base = `/v1/sandboxes/${id}`;
-
-    const exec = await server.call('POST', `${base}/exec`, { command: 'echo "$GREETING"; id -u' });
-    expect(exec).toMatchObject({ status: 200, body: { exitCode: 0, stdout: 'hello from k8s\n1000\n' } });
-    const stream = await server.fetch(`${base}/exec`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
-      body: JSON.stringify({ command: 'echo one; echo two' }),
-    });
-    expect(stream.headers.get('content-type')).toContain('application/x-ndjson');
-    expect(await stream.text()).toContain('"exitCode":0');
-
-    const put = await server.fetch(`${base}/files?path=notes/today.txt`, { method: 'PUT', body: 'pods too' });
-    expect(put.status).toBe(200);
-    expect(await (await server.fetch(`${base}/files?path=notes/today.txt`)).text()).toBe('pods too');
-    const tar = Buffer.from(await (await server.fetch(`${base}/archive?path=notes`)).arrayBuffer());
-    const into = await server.fetch(`${base}/archive?path=copy`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/x-tar' },
-      body: tar,
-    });
-    expect(into.status).toBe(200);
-    expect(await (await server.fetch(`${base}/files?path=copy/today.txt`)).text()).toBe('pods too');
-
-    expect((await server.fetch(base, { method: 'DELETE' })).status).toBe(204);
-    expect(podsOf(id)).toEqual([]);
-    await waitForWarm(server, 'base', 1);
-  });
 
   it('notices a pod deleted behind its back and replaces it in the pool', async () => {
     await waitForWarm(server, 'base', 1);
@@ -144,19 +109,6 @@ describe('the server on Kubernetes', () => {
       (await server.fetch('/readyz')).status === 200 ? true : undefined,
     );
     await waitForWarm(server, 'base', 1);
-  });
-
-  it('reaps an idle sandbox and one past its TTL, deleting their pods', async () => {
-    const idle = await server.call<Info>('POST', '/v1/sandboxes', { idleTimeoutSeconds: 1 });
-    const short = await server.call<Info>('POST', '/v1/sandboxes', { ttlSeconds: 2 });
-    expect([idle.status, short.status]).toEqual([201, 201]);
-    for (const { id } of [idle.body, short.body]) {
-      await eventually(`sandbox ${id} to be reaped`, async () =>
-        (await server.call('GET', `/v1/sandboxes/${id}`)).status === 404 && podsOf(id).length === 0
-          ? true
-          : undefined,
-      );
-    }
   });
 
   it('lets no more than MAX_SANDBOX_INSTANCES pods run, and serves again after a release', async () => {

@@ -1,15 +1,14 @@
 /**
- * One sandbox's whole life through the server CLI over real HTTP against real Docker: acquired warm
- * from the pool (which refills), bound to the caller's env and a new token, used for exec (JSON and
- * streamed), files and archives, kept alive, released, and nothing of it left afterwards.
+ * One sandbox's whole life through the server CLI over real HTTP, on each backend (real Docker, and
+ * pods on the fake Kubernetes API server): acquired warm from the pool (which refills), bound to the
+ * caller's env and a new token, used for exec (JSON and streamed), files and archives, kept alive,
+ * released, and nothing of it left afterwards.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { containersOf, docker, eventually, waitForWarm } from '../../support/server-process.js';
-import { testDeploymentId, withServer } from '../support/fixture.js';
+import { eventually, waitForWarm } from '../../support/server-process.js';
+import { BACKENDS, withBackend } from '../support/backends.js';
+import { withServer } from '../support/fixture.js';
 
-const DEPLOYMENT = testDeploymentId('h5-test-lifecycle');
 const TOKEN = 'lifecycle-test-token-0123456789';
 
 interface Info {
@@ -25,13 +24,20 @@ interface Info {
   expiresAt: string | null;
 }
 
-describe('sandbox lifecycle over HTTP', () => {
+describe.each(BACKENDS)('sandbox lifecycle over HTTP on %s', (name) => {
   let sandbox: Info;
-  const server = withServer('h5-test-lifecycle', {
+  const backend = withBackend(name);
+  const server = withServer(`h5-test-lifecycle-${name}`, {
     ports: 40,
-    env: { POOL_SIZE: '2', BEARER_TOKEN: TOKEN, MAINTENANCE_INTERVAL_MS: '500' },
+    env: () => ({
+      ...backend.settings(),
+      POOL_SIZE: '2',
+      BEARER_TOKEN: TOKEN,
+      MAINTENANCE_INTERVAL_MS: '500',
+    }),
     warm: 2,
   });
+  const sandboxesWithId = async (id: string) => (await backend.sandboxIds(server)).filter((s) => s === id);
 
   it('hands out a warm pool sandbox bound to the caller, and the pool refills', async () => {
     const { status, body } = await server.call<Info>('POST', '/v1/sandboxes', {
@@ -170,9 +176,10 @@ describe('sandbox lifecycle over HTTP', () => {
     const gone = await server.call('GET', `${base}/files/stat?path=archive`);
     expect(gone).toMatchObject({ status: 404, body: { error: { code: 'FILE_NOT_FOUND' } } });
 
-    // The workspace is the host mount dir, owned by the sandbox user: the file is there on the host too.
-    await server.fetch(`${base}/files?path=on-host.txt`, { method: 'PUT', body: 'x' });
-    expect(existsSync(join(server.workspaceDir(sandbox.id), 'on-host.txt'))).toBe(true);
+    // The files are in the workspace storage the backend provides (the host dir, the pod's volume).
+    await server.fetch(`${base}/files?path=in-storage.txt`, { method: 'PUT', body: 'x' });
+    expect(await backend.workspaceHolds(server, sandbox.id, 'in-storage.txt')).toBe(true);
+    expect(await backend.workspaceHolds(server, sandbox.id, 'not-written.txt')).toBe(false);
   });
 
   it('streams a directory out as tar and back in elsewhere', async () => {
@@ -217,21 +224,14 @@ describe('sandbox lifecycle over HTTP', () => {
   });
 
   it('no longer accepts the boot token once the sandbox is claimed', async () => {
-    const [container] = await containersWithSandboxId(sandbox.id);
-    if (!container) throw new Error('container of the sandbox not found');
-    const inspected = await docker.getContainer(container.Id).inspect();
-    const bootToken = inspected.Config.Env.find((e) => e.startsWith('SANDBOXD_TOKEN='))?.split('=')[1];
-    const hostPort = inspected.NetworkSettings.Ports['49983/tcp']?.[0]?.HostPort;
-    expect(bootToken).toBeTruthy();
-    expect(hostPort).toBeTruthy();
-
-    const direct = await fetch(`http://127.0.0.1:${hostPort}/exec`, {
+    const { bootToken, url } = await backend.directAccess(server, sandbox.id);
+    const direct = await fetch(`${url}/exec`, {
       method: 'POST',
       headers: { authorization: `Bearer ${bootToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ command: 'id' }),
     });
     expect(direct.status).toBe(401);
-    const rebind = await fetch(`http://127.0.0.1:${hostPort}/init`, {
+    const rebind = await fetch(`${url}/init`, {
       method: 'POST',
       headers: { authorization: `Bearer ${bootToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ token: 'an-attacker-chosen-token-123456' }),
@@ -239,13 +239,13 @@ describe('sandbox lifecycle over HTTP', () => {
     expect(rebind.status).toBe(401);
   });
 
-  it('release destroys the container and frees the workspace dir', async () => {
-    expect(await containersWithSandboxId(sandbox.id)).toHaveLength(1);
+  it('release destroys the container or pod and frees the workspace', async () => {
+    expect(await sandboxesWithId(sandbox.id)).toHaveLength(1);
     const released = await server.fetch(`/v1/sandboxes/${sandbox.id}`, { method: 'DELETE' });
     expect(released.status).toBe(204);
 
-    expect(await containersWithSandboxId(sandbox.id)).toHaveLength(0);
-    expect(existsSync(server.workspaceDir(sandbox.id))).toBe(false);
+    expect(await sandboxesWithId(sandbox.id)).toHaveLength(0);
+    expect(await backend.hasWorkspace(server, sandbox.id)).toBe(false);
     const after = await server.call('GET', `/v1/sandboxes/${sandbox.id}`);
     expect(after).toMatchObject({ status: 404, body: { error: { code: 'SANDBOX_NOT_FOUND' } } });
     const again = await server.call('DELETE', `/v1/sandboxes/${sandbox.id}`);
@@ -269,10 +269,6 @@ describe('sandbox lifecycle over HTTP', () => {
     const echo = await server.call('POST', `/v1/sandboxes/${cold.body.id}/exec`, { command: 'echo cold' });
     expect(echo.body).toMatchObject({ stdout: 'cold\n' });
     expect((await server.fetch(`/v1/sandboxes/${cold.body.id}`, { method: 'DELETE' })).status).toBe(204);
-    expect(await containersOf(DEPLOYMENT)).toHaveLength(0);
+    expect(await backend.sandboxIds(server)).toEqual([]);
   });
 });
-
-async function containersWithSandboxId(id: string) {
-  return (await containersOf(DEPLOYMENT)).filter((c) => c.Labels['io.runtime-sandbox.sandbox-id'] === id);
-}

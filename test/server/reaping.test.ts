@@ -1,18 +1,18 @@
 /**
- * The maintenance tick against real containers: idle sandboxes are reaped, a hard TTL ends a
- * sandbox however busy its caller is, a long call keeps its sandbox from counting as idle, and a
- * warm sandbox whose container died is replaced.
+ * The maintenance tick against real sandboxes on each backend (Docker containers, pods on the fake
+ * Kubernetes API server): idle sandboxes are reaped, a hard TTL ends a sandbox however busy its
+ * caller is, a long call keeps its sandbox from counting as idle, and a warm sandbox whose
+ * container died is replaced.
  */
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { containersOf, docker, eventually, waitForWarm } from '../../support/server-process.js';
-import { testDeploymentId, withServer } from '../support/fixture.js';
+import { eventually, waitForWarm } from '../../support/server-process.js';
+import { BACKENDS, withBackend } from '../support/backends.js';
+import { withServer } from '../support/fixture.js';
 
-const DEPLOYMENT = testDeploymentId('h5-test-reaping');
-
-describe('reaping', () => {
-  const server = withServer('h5-test-reaping', {
-    env: { POOL_SIZE: '1', MAINTENANCE_INTERVAL_MS: '200' },
+describe.each(BACKENDS)('reaping on %s', (name) => {
+  const backend = withBackend(name);
+  const server = withServer(`h5-test-reaping-${name}`, {
+    env: () => ({ ...backend.settings(), POOL_SIZE: '1', MAINTENANCE_INTERVAL_MS: '200' }),
     warm: 1,
   });
 
@@ -24,12 +24,8 @@ describe('reaping', () => {
 
   async function isGone(id: string): Promise<true | undefined> {
     const { status } = await server.call('GET', `/v1/sandboxes/${id}`);
-    const containers = (await containersOf(DEPLOYMENT)).filter(
-      (c) => c.Labels['io.runtime-sandbox.sandbox-id'] === id,
-    );
-    return status === 404 && containers.length === 0 && !existsSync(server.workspaceDir(id))
-      ? true
-      : undefined;
+    const left = (await backend.sandboxIds(server)).includes(id) || (await backend.hasWorkspace(server, id));
+    return status === 404 && !left ? true : undefined;
   }
 
   it('destroys a sandbox left idle past its idle timeout', async () => {
@@ -67,11 +63,7 @@ describe('reaping', () => {
     );
     const [warm] = body.sandboxes;
     if (!warm) throw new Error('no warm sandbox');
-    const [container] = (await containersOf(DEPLOYMENT)).filter(
-      (c) => c.Labels['io.runtime-sandbox.sandbox-id'] === warm.id,
-    );
-    if (!container) throw new Error('no container for the warm sandbox');
-    await docker.getContainer(container.Id).kill();
+    await backend.crash(server, warm.id);
 
     await eventually('the dead warm sandbox to be dropped', () => isGone(warm.id), 15_000);
     await waitForWarm(server, 'base', 1);

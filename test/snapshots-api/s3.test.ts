@@ -9,6 +9,7 @@ import { S3BlobStore } from '../../server/src/snapshots/s3-blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
 import { type S3Server, snapshotSettingsFor, startS3Server } from '../../support/s3-server.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
+import { withBackend } from '../support/backends.js';
 import { testDeploymentId, withServer } from '../support/fixture.js';
 import { describeSnapshotApi } from './snapshot-api-suite.js';
 import { acquire, type ErrorAnswer, MiB, sh, snapshot } from './workspace.js';
@@ -37,6 +38,7 @@ afterAll(async () => {
   await s3?.stop();
 });
 
+const dockerSandboxes = withBackend('docker');
 const server = withServer('h9-test-snapshots-s3', {
   env: () => ({
     POOL_SIZE: '2',
@@ -51,6 +53,7 @@ afterAll(() => s3?.recover());
 
 describeSnapshotApi('FILE_SYSTEM=oss (s3rver)', () => ({
   server,
+  compute: dockerSandboxes,
   kind: 'oss',
   blobs,
   keepVersions: KEEP_VERSIONS,

@@ -11,6 +11,7 @@ import type { BlobStore } from '../../server/src/snapshots/blob-store.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
 import { eventually, type ServerProcess } from '../../support/server-process.js';
 import { blobNameOf } from '../snapshots/snapshot-store-contract.js';
+import type { SandboxBackend } from '../support/backends.js';
 import {
   acquire,
   claimedIds,
@@ -21,11 +22,13 @@ import {
   makeWorkspace,
   sh,
   snapshot,
-  strayContainers,
+  straySandboxes,
 } from './workspace.js';
 
 export interface SnapshotApiBackend {
   server: ServerProcess;
+  /** Where the server's sandboxes run. */
+  compute: SandboxBackend;
   /** The snapshot records' `backend`. */
   kind: 'local' | 'oss';
   /** The backend's blobs as the server stores them, seen without its catalog. */
@@ -47,9 +50,9 @@ export function describeSnapshotApi(name: string, backendOf: () => SnapshotApiBa
       expect((await server.call('DELETE', `/v1/sandboxes/${sandboxId}`)).status).toBe(204);
     }
 
-    async function noStrayContainers(server: ServerProcess): Promise<void> {
-      await eventually('every container of the deployment owned by a live sandbox', async () =>
-        (await strayContainers(server)).length === 0 ? true : undefined,
+    async function noStraySandboxes(server: ServerProcess, compute: SandboxBackend): Promise<void> {
+      await eventually('every container or pod of the deployment owned by a live sandbox', async () =>
+        (await straySandboxes(server, compute)).length === 0 ? true : undefined,
       );
     }
 
@@ -170,7 +173,7 @@ export function describeSnapshotApi(name: string, backendOf: () => SnapshotApiBa
     });
 
     it('refuses a restore of an unknown snapshot or key with 404 SNAPSHOT_NOT_FOUND, costing no sandbox', async () => {
-      const { server } = backendOf();
+      const { server, compute } = backendOf();
       const claimed = await claimedIds(server);
       const key = keyFor('never-saved');
       for (const restore of [{ key }, { key, allowEmpty: false }, { snapshotId: randomUUID() }]) {
@@ -190,7 +193,7 @@ export function describeSnapshotApi(name: string, backendOf: () => SnapshotApiBa
         });
       }
       expect(await claimedIds(server)).toEqual(claimed);
-      await noStrayContainers(server);
+      await noStraySandboxes(server, compute);
     });
 
     it('starts empty for a key without a snapshot only when allowEmpty is set', async () => {
@@ -209,7 +212,7 @@ export function describeSnapshotApi(name: string, backendOf: () => SnapshotApiBa
     });
 
     it('fails an acquire whose snapshot bytes do not match their sha256 with 502 RESTORE_FAILED, destroying that sandbox', async () => {
-      const { server, blobs } = backendOf();
+      const { server, blobs, compute } = backendOf();
       const sandbox = await acquire(server);
       await sh(server, sandbox, 'echo other > other.txt');
       const other = await snapshot(server, sandbox, { key: keyFor('other') });
@@ -233,7 +236,7 @@ export function describeSnapshotApi(name: string, backendOf: () => SnapshotApiBa
       expect(answer.body.error.details).toMatchObject({ id: victim.id, expectedSha256: victim.sha256 });
       // The sandbox acquired for it is gone, with its container.
       expect(await claimedIds(server)).toEqual(claimed);
-      await noStrayContainers(server);
+      await noStraySandboxes(server, compute);
     });
 
     it('snapshots, then releases, on DELETE ?snapshot=true; a snapshot that fails keeps the sandbox', async () => {

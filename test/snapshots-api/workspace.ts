@@ -5,9 +5,9 @@
  * a fingerprint of a workspace to compare before and after a round trip.
  */
 import { expect } from 'vitest';
-import { LABELS } from '../../server/src/deployers/deployer.js';
 import type { SnapshotRecord } from '../../server/src/snapshots/snapshot-store.js';
-import { containersOf, type ServerProcess } from '../../support/server-process.js';
+import type { ServerProcess } from '../../support/server-process.js';
+import type { SandboxBackend } from '../support/backends.js';
 
 export const MiB = 1024 * 1024;
 
@@ -84,18 +84,22 @@ export async function makeWorkspace(server: ServerProcess, sandboxId: string, bi
 }
 
 export interface Fingerprint {
-  /** `%a %F %N` of every entry: mode, kind, name and symlink target. */
+  /** `%a %F %N` of every entry: mode (but a directory's setgid bit), kind, name and symlink target. */
   listing: string;
   /** sha256sum of every regular file. */
   hashes: string;
 }
 
 export async function fingerprint(server: ServerProcess, sandboxId: string): Promise<Fingerprint> {
-  const listing = await sh(
+  const listed = await sh(
     server,
     sandboxId,
     "find . -mindepth 1 | LC_ALL=C sort | xargs -r -d '\\n' stat -c '%a %F %N'",
   );
+  // A pod's fsGroup makes its volume's directories setgid (kubelet's volume ownership) and new ones
+  // inherit the bit, while a restore never sets a set-id bit (sandboxd's archive rule): on
+  // Kubernetes a made 750 directory reads 2750, and its restored copy 750.
+  const listing = listed.replace(/^2([0-7]{3} directory )/gm, '$1');
   const hashes = await sh(server, sandboxId, "find . -type f | LC_ALL=C sort | xargs -r -d '\\n' sha256sum");
   return { listing, hashes };
 }
@@ -121,12 +125,12 @@ export function expectMadeWorkspace(print: Fingerprint): void {
   expect(print.hashes).toMatch(/^[0-9a-f]{64} {2}\.\/big\.bin$/m);
 }
 
-/** Containers of the deployment that no live sandbox record (warm, creating or claimed) owns. */
-export async function strayContainers(server: ServerProcess): Promise<string[]> {
-  const containers = await containersOf(server.deploymentId);
+/** Sandboxes of the deployment with a container or pod that no live record (warm, creating or claimed) owns. */
+export async function straySandboxes(server: ServerProcess, backend: SandboxBackend): Promise<string[]> {
+  const present = await backend.sandboxIds(server);
   const { body } = await server.call<{ sandboxes: SandboxInfo[] }>('GET', '/v1/sandboxes');
   const live = new Set(body.sandboxes.map((s) => s.id));
-  return containers.map((c) => c.Labels[LABELS.sandboxId] ?? c.Id).filter((id) => !live.has(id));
+  return present.filter((id) => !live.has(id));
 }
 
 /** Ids of the sandboxes bound to callers. */
