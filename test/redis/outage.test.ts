@@ -90,6 +90,7 @@ describe('Redis outage and restart', () => {
     const containersBefore = await containerSandboxIds(DEPLOYMENT);
     const traffic = keepBusy(server);
 
+    const logsBefore = server.logs().length;
     await redis.stop();
     for (let i = 0; i < 4; i++) {
       // Several requests, so both workers answer some.
@@ -101,8 +102,17 @@ describe('Redis outage and restart', () => {
       expect(exec).toMatchObject({ status: 503, body: { error: { code: 'STATE_STORE_UNAVAILABLE' } } });
       expect((await server.fetch('/healthz')).status).toBe(200);
     }
-    // Long enough for the leader's lease to run out and many maintenance ticks to fail.
-    await new Promise((resolve) => setTimeout(resolve, LEADER_LEASE_MS + 1000));
+    // Through a failed maintenance tick and the end of the leader's term: the process stays up.
+    await eventually(
+      'a maintenance tick to fail and the leader lease to run out',
+      async () => {
+        const since = server.logs().slice(logsBefore);
+        const tickFailed = since.some((line) => line.msg === 'maintenance tick failed');
+        const leaseEnded = since.some((line) => line.reason === 'the leader lease expired unrenewed');
+        return tickFailed && leaseEnded ? true : undefined;
+      },
+      LEADER_LEASE_MS * 3,
+    );
     expect(server.child.exitCode).toBeNull();
     const faults = server
       .logs()
