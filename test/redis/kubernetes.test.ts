@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, waitForWarm } from '../../support/server-process.js';
+import { manifestAuthorization } from '../support/deploy-rbac.js';
 import { kubernetesSettings, withDeployment, withFakeKube, withRedis } from '../support/fixture.js';
 import { keysOf, onRedis, recordsOf, runCycles } from './support.js';
 
@@ -13,7 +14,11 @@ const NAMESPACE = 'sandboxes';
 const POOL = 3;
 
 describe('two replicas on one Redis, with sandboxes as pods', () => {
-  const fake = withFakeKube({ namespaces: { [NAMESPACE]: { podSecurity: 'restricted' } } });
+  // The API refuses what deploy/kubernetes/rbac.yaml does not grant the server.
+  const fake = withFakeKube({
+    namespaces: { [NAMESPACE]: { podSecurity: 'restricted' } },
+    authorization: manifestAuthorization(NAMESPACE),
+  });
   const { redis, client } = withRedis();
   const deployment = withDeployment('h10-test-k8s-replicas', { start: onRedis(redis) });
   let replicas: ServerProcess[] = [];

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../support/eventually.js';
 import { waitForWarm } from '../../support/server-process.js';
+import { manifestAuthorization } from '../support/deploy-rbac.js';
 import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture.js';
 
 const TOKEN = 'kubernetes-test-token-0123456789';
@@ -37,7 +38,11 @@ writeFileSync(
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the server on Kubernetes', () => {
-  const fake = withFakeKube({ namespaces: { [NAMESPACE]: { podSecurity: 'restricted' } } });
+  // The API refuses what deploy/kubernetes/rbac.yaml does not grant the server.
+  const fake = withFakeKube({
+    namespaces: { [NAMESPACE]: { podSecurity: 'restricted' } },
+    authorization: manifestAuthorization(NAMESPACE),
+  });
   const server = withServer('h5-test-k8s', {
     env: () => ({
       ...kubernetesSettings(fake, NAMESPACE),

@@ -11,11 +11,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
 import { SANDBOXD_ENV, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { POD_LABELS } from '../../server/src/deployers/kubernetes-objects.js';
+import { dockerExec } from '../../support/sandboxd-container.js';
 import { containersOf, docker, type ServerProcess } from '../../support/server-process.js';
+import { manifestAuthorization } from './deploy-rbac.js';
 import type { FakeKube } from './fake-kube/index.js';
 import type { Pod } from './fake-kube/pod-schema.js';
 import { kubernetesSettings, withFakeKube } from './fixture.js';
@@ -63,7 +64,11 @@ export function withBackend(name: BackendName): SandboxBackend {
   return name === 'docker' ? dockerBackend : kubernetesBackend(withFakeKube(FAKE_OPTIONS));
 }
 
-const FAKE_OPTIONS = { namespaces: { [NAMESPACE]: { podSecurity: 'restricted' as const } } };
+/** Its API refuses what deploy/kubernetes/rbac.yaml does not grant the server. */
+const FAKE_OPTIONS = {
+  namespaces: { [NAMESPACE]: { podSecurity: 'restricted' as const } },
+  authorization: manifestAuthorization(NAMESPACE),
+};
 
 const dockerBackend: SandboxBackend = {
   name: 'docker',
@@ -116,7 +121,12 @@ function kubernetesBackend(fake: FakeKube): SandboxBackend {
     },
     async workspaceHolds(_, id, path) {
       // The emptyDir is a tmpfs of the pod's container, which Docker's archive API cannot see into.
-      return (await execIn(containerOf(id), ['test', '-e', `/workspace/${path}`])) === 0;
+      const looked = await dockerExec(docker.getContainer(containerOf(id)), [
+        'test',
+        '-e',
+        `/workspace/${path}`,
+      ]);
+      return looked.exitCode === 0;
     },
     async crash(_, id) {
       await docker.getContainer(containerOf(id)).kill();
@@ -136,15 +146,6 @@ async function dockerContainerOf(server: ServerProcess, id: string): Promise<str
   );
   if (!container) throw new Error(`no container for sandbox ${id}`);
   return container.Id;
-}
-
-/** Runs `command` in `container` as its own user, past sandboxd; resolves with its exit code. */
-async function execIn(container: string, command: string[]): Promise<number | null> {
-  const exec = await docker.getContainer(container).exec({ Cmd: command });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  stream.resume();
-  await finished(stream).catch(() => undefined);
-  return (await exec.inspect()).ExitCode;
 }
 
 function envOf(env: string[], id: string): string {

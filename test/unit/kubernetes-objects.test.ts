@@ -142,10 +142,14 @@ describe('Kubernetes objects of a sandbox', () => {
 
   it("writes a type's network policy into its NetworkPolicy", () => {
     const config = configOf();
-    const publicPolicy = typeNetworkPolicy(typeOf(), 'dep', config);
+    const publicPolicy = typeNetworkPolicy(typeOf(), 'dep', config, 'servers');
     expect(publicPolicy.spec?.podSelector?.matchLabels).toMatchObject({ 'runtime-sandbox.io/type': 'base' });
+    // The server's pods, in the server's namespace: one peer with both selectors.
     expect(publicPolicy.spec?.ingress?.[0]?._from).toEqual([
-      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'runtime-sandbox-server' } } },
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'servers' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'runtime-sandbox-server' } },
+      },
     ]);
     const internet = publicPolicy.spec?.egress?.[0]?.to?.[0]?.ipBlock;
     expect(internet?.cidr).toBe('0.0.0.0/0');
@@ -153,11 +157,11 @@ describe('Kubernetes objects of a sandbox', () => {
       expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '192.168.0.0/16']),
     );
     const ranges = typeOf({ name: 'narrow', security: { network: 'allowlist', allow: ['203.0.113.0/24'] } });
-    expect(typeNetworkPolicy(ranges, 'dep', config).spec?.egress).toEqual([
+    expect(typeNetworkPolicy(ranges, 'dep', config, 'servers').spec?.egress).toEqual([
       { to: [{ ipBlock: { cidr: '203.0.113.0/24' } }] },
     ]);
     const offline = typeOf({ name: 'offline', security: { network: 'none' } });
-    expect(typeNetworkPolicy(offline, 'dep', config).spec?.egress).toEqual([]);
+    expect(typeNetworkPolicy(offline, 'dep', config, 'servers').spec?.egress).toEqual([]);
   });
 
   it('reads a start from the pod status as the kubelet and scheduler report it', () => {

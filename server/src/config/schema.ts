@@ -65,6 +65,13 @@ const stringList = z.string().transform((raw, ctx) => {
 });
 
 /** "key=value,key2=value2" (Kubernetes labels); keys and values are checked by the API server. */
+/** A Kubernetes namespace name (an RFC 1123 label). */
+function namespaceName(setting: string) {
+  return z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, `${setting} must be a Kubernetes namespace name`);
+}
+
 const labelMap = z.string().transform((raw, ctx) => {
   const labels: Record<string, string> = {};
   for (const item of raw
@@ -291,10 +298,12 @@ export const configSchema = z
     OSS_KEY_PREFIX: z.string().default('runtime-sandbox/snapshots/'),
     OSS_FORCE_PATH_STYLE: bool.default(true),
 
-    K8S_NAMESPACE: z
-      .string()
-      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'K8S_NAMESPACE must be a Kubernetes namespace name')
-      .default('default'),
+    K8S_NAMESPACE: namespaceName('K8S_NAMESPACE').default('default'),
+    /**
+     * The namespace of the server's own pods, whose labelled pods alone may reach sandboxd. Empty:
+     * the namespace the server runs in (its service account's), else K8S_NAMESPACE.
+     */
+    K8S_SERVER_NAMESPACE: namespaceName('K8S_SERVER_NAMESPACE').optional(),
     /** Empty: the pod's service account when the server runs in a cluster, else ~/.kube/config. */
     KUBECONFIG_PATH: optionalString,
     /**

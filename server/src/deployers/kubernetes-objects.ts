@@ -39,6 +39,9 @@ const CONTAINER_LAYER_MIB = 256;
 /** Capabilities the restricted profile lets a container add. */
 const RESTRICTED_ADDABLE = new Set(['NET_BIND_SERVICE']);
 
+/** Set by the API server on every namespace (Kubernetes 1.21 and later). */
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /** `value` as Kubernetes takes it in a label: itself when valid, else a digest of it. */
@@ -231,12 +234,18 @@ const CLUSTER_DNS: V1NetworkPolicyEgressRule = {
 };
 
 /**
- * The NetworkPolicy of a type's pods: sandboxd may be reached from the server's pods only; egress
- * as the type's network policy says (`public`: the internet but no private, link-local or metadata
- * range; `allowlist`: its ranges only; `none`: nothing). Enforced only by a CNI that implements
+ * The NetworkPolicy of a type's pods: sandboxd may be reached from the server's pods (labelled
+ * K8S_SERVER_POD_LABELS, in `serverNamespace`) only; egress as the type's network policy says
+ * (`public`: the internet but no private, link-local or metadata range; `allowlist`: its ranges
+ * only; `none`: nothing). Enforced only by a CNI that implements
  * NetworkPolicy (Calico, Cilium); IPv6 egress is not allowed at all.
  */
-export function typeNetworkPolicy(type: SandboxType, deploymentId: string, config: Config): V1NetworkPolicy {
+export function typeNetworkPolicy(
+  type: SandboxType,
+  deploymentId: string,
+  config: Config,
+  serverNamespace: string,
+): V1NetworkPolicy {
   const { labels } = labelled({ managedBy: MANAGED_BY_VALUE, deployment: deploymentId, type: type.name });
   const egress: V1NetworkPolicyEgressRule[] = {
     public: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...BLOCKED_IPV4_RANGES] } }] }, CLUSTER_DNS],
@@ -253,7 +262,14 @@ export function typeNetworkPolicy(type: SandboxType, deploymentId: string, confi
       ingress: [
         {
           // `_from` is the client's name for the field `from` (a reserved word in its generator).
-          _from: [{ podSelector: { matchLabels: config.K8S_SERVER_POD_LABELS } }],
+          // Both selectors in one peer: those pods, in the server's namespace (a podSelector alone
+          // would match in the sandboxes' namespace only).
+          _from: [
+            {
+              namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: serverNamespace } },
+              podSelector: { matchLabels: config.K8S_SERVER_POD_LABELS },
+            },
+          ],
           ports: [{ protocol: 'TCP', port: SANDBOXD_PORT }],
         },
       ],

@@ -13,7 +13,7 @@
  *
  * Workspaces live in the pod (an emptyDir), so there is no host storage and no host port.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   ApiException,
   CoreV1Api,
@@ -46,6 +46,8 @@ import { type PodChange, PodWatch } from './kubernetes-pod-watch.js';
 const UNAVAILABLE_RETRY_SECONDS = 5;
 /** Where a pod's service account credentials are mounted when the server runs in a cluster. */
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** Beside the token: the namespace the server's own pod runs in. */
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** The parts of a Kubernetes `Status` error body used here. */
 const statusBodySchema = z.object({ reason: z.string().optional(), message: z.string().optional() });
@@ -55,6 +57,8 @@ export class KubernetesDeployer implements Deployer {
   readonly location: string;
   private readonly config: Config;
   private readonly namespace: string;
+  /** Where the server's pods run, the only ones allowed to reach sandboxd. */
+  private readonly serverNamespace: string;
   private readonly deploymentId: string;
   private readonly core: CoreV1Api;
   private readonly networking: NetworkingV1Api;
@@ -69,6 +73,7 @@ export class KubernetesDeployer implements Deployer {
     this.config = options.config;
     this.logger = options.logger;
     this.namespace = options.config.K8S_NAMESPACE;
+    this.serverNamespace = options.config.K8S_SERVER_NAMESPACE ?? inClusterNamespace() ?? this.namespace;
     this.deploymentId = deploymentIdOf(options.config);
     const kubeConfig = options.kubeConfig ?? loadKubeConfig(options.config);
     this.location = `${kubeConfig.getCurrentCluster()?.server ?? 'no cluster'}, namespace ${this.namespace}`;
@@ -187,7 +192,7 @@ export class KubernetesDeployer implements Deployer {
 
   /** Creates the type's NetworkPolicy, or replaces the one a previous run left. */
   private async applyNetworkPolicy(type: SandboxType): Promise<void> {
-    const body = typeNetworkPolicy(type, this.deploymentId, this.config);
+    const body = typeNetworkPolicy(type, this.deploymentId, this.config, this.serverNamespace);
     const name = body.metadata?.name ?? '';
     const namespace = this.namespace;
     await this.call(`create NetworkPolicy ${name}`, () =>
@@ -305,6 +310,12 @@ function apiCodeOf(err: unknown): number | undefined {
   if (err instanceof KubernetesRefusal) return err.status;
   if (err instanceof ApiException) return err.code;
   return undefined;
+}
+
+/** The namespace of the pod the server runs in, when it runs in a cluster. */
+function inClusterNamespace(): string | undefined {
+  if (!process.env.KUBERNETES_SERVICE_HOST || !existsSync(IN_CLUSTER_NAMESPACE)) return undefined;
+  return readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim() || undefined;
 }
 
 /** KUBECONFIG_PATH; else the pod's service account in a cluster; else ~/.kube/config (or $KUBECONFIG). */

@@ -14,6 +14,7 @@ import {
   type Status,
   unauthorized,
 } from './api-status.js';
+import { type Authorization, authorize, requestAttributes } from './authorization.js';
 
 /** The apiserver's request body limit (3 MiB). */
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -113,6 +114,8 @@ export class ApiServer {
     private readonly token: string,
     /** Open watch responses (the watch handlers add theirs), ended by dropWatches() and close(). */
     readonly openWatches: Set<ServerResponse>,
+    /** RBAC for the token's user; undefined: it may do everything. */
+    private readonly authorization?: Authorization,
   ) {}
 
   get port(): number {
@@ -178,6 +181,16 @@ export class ApiServer {
       req.resume();
       writeStatus(res, unauthorized().status);
       return;
+    }
+    const attributes = requestAttributes(method, url.pathname, url.searchParams);
+    if (this.authorization !== undefined && attributes !== undefined) {
+      try {
+        authorize(this.authorization, attributes);
+      } catch (error) {
+        req.resume();
+        writeStatus(res, error instanceof ApiError ? error.status : internalError(error));
+        return;
+      }
     }
     let pathMatched = false;
     for (const route of this.routes) {

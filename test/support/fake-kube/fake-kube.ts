@@ -87,7 +87,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     ...podRoutes({ pods, clock, cluster, runtime: agent, gate, bookmarkIntervalMs, openWatches }),
     ...networkPolicyRoutes({ policies, clock, cluster, bookmarkIntervalMs, openWatches }),
   ];
-  const server: ApiServer = new ApiServer(routes, token, openWatches);
+  const server: ApiServer = new ApiServer(routes, token, openWatches, settings.authorization);
   try {
     await agent.start();
     await server.listen();

@@ -9,7 +9,8 @@
  * test reaches the real sandboxd in it at the pod IP.
  *
  * What it serves (plain HTTP on 127.0.0.1, every request with `Authorization: Bearer <token>`,
- * else 401; a kubeconfig is written for it):
+ * else 401, and with the `authorization` option only what its RBAC rules grant, else 403; a
+ * kubeconfig is written for it):
  * - /version, /readyz, /livez, /healthz; discovery: /api, /api/v1, /apis, the two group versions;
  * - namespaces (fixed at start, with the `pod-security.kubernetes.io/enforce` label), the node
  *   `fake-node`, RuntimeClasses (fixed at start, cluster-scoped);
@@ -43,7 +44,8 @@
  * - unknown fields are kept as sent (no strict field validation, no warnings); quantities are kept
  *   as sent (not canonicalised);
  * - other resources: Secrets, ConfigMaps, ServiceAccounts (no token volume is mounted), Events,
- *   Services, Deployments and the rest; RBAC (one token may do everything); ResourceQuota beyond
+ *   Services, Deployments and the rest; RBAC beyond the rules given at start (authorization.ts:
+ *   without them one token may do everything); ResourceQuota beyond
  *   the refuseCreates() hook; LimitRanges; other admission plugins and webhooks;
  * - scheduling beyond nodeSelector on one node: affinity, taints (tolerations are accepted and
  *   ignored), resource requests, priorities, preemption;

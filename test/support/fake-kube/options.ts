@@ -1,5 +1,6 @@
 /** startFakeKube's options, checked with zod and filled with defaults. */
 import { z } from 'zod';
+import { authorizationSchema } from './authorization.js';
 
 const labels = z.record(z.string(), z.string());
 
@@ -25,6 +26,8 @@ export const fakeKubeOptionsSchema = z.object({
   /** The kubelet's back-off for image pulls and container restarts: first delay, cap (10 s, 5 min). */
   backoffInitialMs: z.number().int().positive().default(10_000),
   backoffMaxMs: z.number().int().positive().default(300_000),
+  /** RBAC for the token's user (authorization.ts); default none: it may do everything. */
+  authorization: authorizationSchema.optional(),
   /** The Docker engine's socket. */
   dockerSocket: z.string().default('/var/run/docker.sock'),
 });
