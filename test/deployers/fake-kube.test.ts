@@ -14,6 +14,8 @@ import {
   makeInformer,
   NetworkingV1Api,
   NodeV1Api,
+  PatchStrategy,
+  setHeaderOptions,
   type V1ContainerPort,
   type V1Pod,
   type V1Probe,
@@ -178,6 +180,18 @@ async function readPod(name: string, namespace = NS): Promise<V1Pod | undefined>
     if (error instanceof ApiException && error.code === 404) return undefined;
     throw error;
   }
+}
+
+/** The pod once `holds` is true of it, as the API reads it. */
+function podOnce(name: string, what: string, holds: (pod: V1Pod) => boolean, timeoutMs = READY_MS) {
+  return eventually(
+    what,
+    async () => {
+      const pod = await readPod(name);
+      return pod && holds(pod) ? pod : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 async function deletePodNow(name: string, namespace = NS): Promise<void> {
@@ -569,6 +583,132 @@ describe('delete', () => {
   });
 });
 
+describe('patch', () => {
+  const patchPod = (name: string, body: object, type: string = PatchStrategy.MergePatch) =>
+    core.patchNamespacedPod({ namespace: NS, name, body }, setHeaderOptions('Content-Type', type));
+
+  it('sets activeDeadlineSeconds where there is none and lowers it, with labels: a new resourceVersion and a MODIFIED event', async () => {
+    const name = uniqueName('patched');
+    const created = await core.createNamespacedPod({ namespace: NS, body: parkedPod(name, { app: name }) });
+    const watch = await watchPods({
+      labelSelector: `app=${name}`,
+      resourceVersion: created.metadata?.resourceVersion,
+    });
+    try {
+      const set = await patchPod(name, {
+        metadata: { labels: { claimed: 'yes' } },
+        spec: { activeDeadlineSeconds: 300 },
+      });
+      expect(set.spec?.activeDeadlineSeconds).toBe(300);
+      expect(set.metadata?.labels).toEqual({ app: name, claimed: 'yes' });
+      expect(Number(set.metadata?.resourceVersion)).toBeGreaterThan(
+        Number(created.metadata?.resourceVersion),
+      );
+      const modified = await eventually('the MODIFIED event', () =>
+        watch.events.find((e) => e.type === 'MODIFIED' && e.object.spec?.activeDeadlineSeconds === 300),
+      );
+      expect(modified.object.metadata?.resourceVersion).toBe(set.metadata?.resourceVersion);
+
+      const lowered = await patchPod(
+        name,
+        { metadata: { labels: { claimed: null } }, spec: { activeDeadlineSeconds: 120 } },
+        PatchStrategy.StrategicMergePatch,
+      );
+      expect(lowered.spec?.activeDeadlineSeconds).toBe(120);
+      expect(lowered.metadata?.labels).toEqual({ app: name });
+      expect((await readPod(name))?.spec?.activeDeadlineSeconds).toBe(120);
+    } finally {
+      watch.stop();
+      await deletePodNow(name);
+    }
+  });
+
+  it('refuses to raise or remove the deadline and to change the rest of the spec with 422 Invalid, a stale resourceVersion with 409', async () => {
+    const name = uniqueName('immutable');
+    await core.createNamespacedPod({ namespace: NS, body: parkedPod(name, { app: name }) });
+    try {
+      await patchPod(name, { spec: { activeDeadlineSeconds: 60 } });
+      const raised = await apiError(patchPod(name, { spec: { activeDeadlineSeconds: 61 } }));
+      expect(raised.code).toBe(422);
+      expect(raised.status).toMatchObject({
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Invalid',
+        code: 422,
+        message: `Pod "${name}" is invalid: spec.activeDeadlineSeconds: Invalid value: 61: must be less than or equal to previous value`,
+        details: {
+          name,
+          kind: 'Pod',
+          causes: [
+            {
+              reason: 'FieldValueInvalid',
+              field: 'spec.activeDeadlineSeconds',
+              message: 'Invalid value: 61: must be less than or equal to previous value',
+            },
+          ],
+        },
+      });
+      const removed = await apiError(patchPod(name, { spec: { activeDeadlineSeconds: null } }));
+      expect(removed.code).toBe(422);
+      expect(removed.status.message).toMatch(
+        /spec\.activeDeadlineSeconds: .*must not update from a positive integer to nil value/,
+      );
+      const zero = await apiError(patchPod(name, { spec: { activeDeadlineSeconds: 0 } }));
+      expect(zero.status.message).toMatch(
+        /spec\.activeDeadlineSeconds: Invalid value: 0: must be between 1 and/,
+      );
+      const other = await apiError(patchPod(name, { spec: { restartPolicy: 'Always' } }));
+      expect(other.code).toBe(422);
+      expect(other.status.message).toMatch(/spec: Forbidden: pod updates may not change fields other than/);
+      const stale = await apiError(
+        patchPod(name, { metadata: { resourceVersion: '1' }, spec: { activeDeadlineSeconds: 30 } }),
+      );
+      expect(stale).toMatchObject({ code: 409, status: { reason: 'Conflict' } });
+      expect((await readPod(name))?.spec?.activeDeadlineSeconds).toBe(60);
+    } finally {
+      await deletePodNow(name);
+    }
+  });
+
+  it('answers 415 for a patch type it does not apply, before looking the pod up', async () => {
+    const jsonPatch = await apiError(
+      patchPod(
+        'ghost',
+        [{ op: 'add', path: '/spec/activeDeadlineSeconds', value: 5 }],
+        PatchStrategy.JsonPatch,
+      ),
+    );
+    expect(jsonPatch.code).toBe(415);
+    expect(jsonPatch.status).toMatchObject({ reason: 'UnsupportedMediaType', code: 415 });
+    expect((await apiError(patchPod('ghost', { spec: {} }, 'text/plain'))).code).toBe(415);
+    expect((await apiError(patchPod('ghost', { spec: {} }))).code).toBe(404);
+  });
+
+  it('ends a running pod at a deadline set after it started, counted from its startTime', async () => {
+    const name = uniqueName('late-deadline');
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: restrictedPod(name, { command: ['sleep', '600'] }),
+    });
+    try {
+      const running = await podOnce(name, 'Running', (pod) => pod.status?.phase === 'Running');
+      const started = new Date(running.status?.startTime ?? 0).getTime();
+      const seconds = Math.ceil((Date.now() - started) / 1000) + 2;
+      await patchPod(name, { spec: { activeDeadlineSeconds: seconds } });
+      const failed = await podOnce(
+        name,
+        'DeadlineExceeded',
+        (pod) => pod.status?.reason === 'DeadlineExceeded',
+      );
+      expect(failed.status?.phase).toBe('Failed');
+      // Not before the deadline, counted from startTime (second precision, so up to a second early).
+      expect(Date.now()).toBeGreaterThanOrEqual(started + (seconds - 1) * 1000);
+    } finally {
+      await deletePodNow(name);
+    }
+  });
+});
+
 describe('kubelet statuses', () => {
   it('reports ErrImagePull then ImagePullBackOff for an image the engine does not have, phase Pending', async () => {
     const name = uniqueName('no-image');
@@ -600,14 +740,7 @@ describe('kubelet statuses', () => {
       body: restrictedPod(name, { command: ['sh', '-c', 'exit 3'] }),
     });
     try {
-      const failed = await eventually(
-        'phase Failed',
-        async () => {
-          const pod = await readPod(name);
-          return pod?.status?.phase === 'Failed' ? pod : undefined;
-        },
-        READY_MS,
-      );
+      const failed = await podOnce(name, 'phase Failed', (pod) => pod.status?.phase === 'Failed');
       expect(stateOf(failed)?.terminated).toMatchObject({ exitCode: 3, reason: 'Error' });
       expect(readyOf(failed)).toBe('False');
     } finally {
@@ -679,13 +812,10 @@ describe('kubelet statuses', () => {
       body: restrictedPod(name, { command: ['sleep', '600'], activeDeadlineSeconds: 3 }),
     });
     try {
-      const failed = await eventually(
+      const failed = await podOnce(
+        name,
         'DeadlineExceeded',
-        async () => {
-          const pod = await readPod(name);
-          return pod?.status?.reason === 'DeadlineExceeded' ? pod : undefined;
-        },
-        READY_MS,
+        (pod) => pod.status?.reason === 'DeadlineExceeded',
       );
       expect(failed.status?.phase).toBe('Failed');
       const info = await docker.getContainer(fake.containerIdOf(name) ?? '').inspect();

@@ -3,18 +3,23 @@
  * runs every pod as a real container of the real base image: pods come up Ready and locked down,
  * sandboxd answers at the pod IP, refusals and failed starts come back with their codes and leave
  * no pod, the API server going away is DEPLOYER_UNAVAILABLE and the deployer recovers when it
- * returns, an expired watch is listed again. What the fake does not model is in its header.
+ * returns, an expired watch is listed again; `list` answers from the watch's cache while it is open
+ * and from the API while it is not; a claimed pod gets its claim's deadline; refusals outside
+ * create are UPSTREAM_ERROR. What the fake does not model is in its header.
  */
 import { randomBytes } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
 import { execResultSchema, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
+import { type Config, type ConfigInput, configSchema, imageNameFor } from '../../server/src/config/schema.js';
 import type { CreateSpec, DeployedSandbox } from '../../server/src/deployers/deployer.js';
 import { KubernetesDeployer } from '../../server/src/deployers/kubernetes.js';
+import { claimDeadlineSeconds } from '../../server/src/deployers/kubernetes-objects.js';
 import { describeCodedError } from '../../server/src/errors.js';
 import { createLogger } from '../../server/src/observability/logger.js';
 import { type SandboxTypeInput, sandboxTypeSchema } from '../../server/src/sandbox-types/definition.js';
+import { eventually } from '../../support/eventually.js';
 import { IMAGE_SETTINGS } from '../../support/images.js';
 import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
@@ -50,8 +55,8 @@ afterAll(async () => {
   await fake?.stop();
 });
 
-function deployerWith(settings: ConfigInput = {}): { deployer: KubernetesDeployer; image: string } {
-  const config = configSchema.parse({
+function configWith(settings: ConfigInput = {}): Config {
+  return configSchema.parse({
     CONTAINER_DEPLOYMENT: 'k8s',
     KUBECONFIG_PATH: fake.kubeconfigPath,
     K8S_NAMESPACE: RESTRICTED_NS,
@@ -59,9 +64,17 @@ function deployerWith(settings: ConfigInput = {}): { deployer: KubernetesDeploye
     ...IMAGE_SETTINGS,
     ...settings,
   });
+}
+
+function deployerWith(settings: ConfigInput = {}): {
+  deployer: KubernetesDeployer;
+  image: string;
+  config: Config;
+} {
+  const config = configWith(settings);
   const deployer = new KubernetesDeployer({ config, logger });
   deployers.push(deployer);
-  return { deployer, image: imageNameFor('base', config) };
+  return { deployer, image: imageNameFor('base', config), config };
 }
 
 function specFor(image: string, type: Partial<SandboxTypeInput> = {}): CreateSpec {
@@ -87,6 +100,11 @@ async function sandboxdExec(deployed: DeployedSandbox, token: string, command: s
   });
   return execResultSchema.parse(await response.json());
 }
+
+/** The fake's requests for one pod, by method. */
+const podRequests = (method: string, name: string) =>
+  fake.requests.filter((request) => request.method === method && request.path.endsWith(`/pods/${name}`))
+    .length;
 
 /** The error's code and `details.reason`, as a caller of the API would see them. */
 async function refusalOf(promise: Promise<unknown>): Promise<{ code: string; reason: unknown }> {
@@ -245,10 +263,108 @@ describe('KubernetesDeployer', () => {
     fake.dropWatches();
     const second = await deployer.create(specFor(image));
     expect((await deployer.list(deploymentId)).map((pod) => pod.handle)).toContain(second.handle);
-    const lists = fake.requests.filter(
-      (request) =>
-        request.method === 'GET' && request.path.endsWith('/pods') && request.query.watch === undefined,
+    expect(fake.podLists()).toBeGreaterThanOrEqual(2);
+  });
+  it('lists from its watch once it is open, sees a pod deleted behind its back, and asks the API while the watch is away', async () => {
+    const { deployer, image } = deployerWith();
+    await deployer.prepare([]);
+    const first = await deployer.create(specFor(image));
+    const second = await deployer.create(specFor(image));
+    const lists = fake.podLists();
+    const handles = async () => (await deployer.list(deploymentId)).map((pod) => pod.handle).sort();
+    for (let i = 0; i < 3; i++) expect(await handles()).toEqual([first.handle, second.handle].sort());
+    expect(fake.podLists()).toBe(lists);
+
+    const deleted = await fetch(`${fake.url}/api/v1/namespaces/${RESTRICTED_NS}/pods/${first.handle}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${fake.token}` },
+    });
+    expect(deleted.status).toBe(200);
+    await eventually('the cache to lose the deleted pod', async () =>
+      (await handles()).includes(first.handle) ? undefined : true,
     );
-    expect(lists.length).toBeGreaterThanOrEqual(2);
+    expect(await handles()).toEqual([second.handle]);
+    expect(fake.podLists()).toBe(lists);
+    // A pod the caller expects but the cache does not show is read from the API, not taken for gone.
+    const reads = podRequests('GET', first.handle);
+    expect((await deployer.list(deploymentId, [first.handle, second.handle])).map((p) => p.handle)).toEqual([
+      second.handle,
+    ]);
+    expect(podRequests('GET', first.handle)).toBe(reads + 1);
+    expect(podRequests('GET', second.handle)).toBe(0);
+
+    await fake.goDown();
+    try {
+      // Once the watch has noticed, the cache is not trusted: the list asks the API, which is away.
+      await eventually('the list to go to the API', async () =>
+        deployer.list(deploymentId).then(
+          () => undefined,
+          (err: unknown) => describeCodedError(err)?.code,
+        ),
+      ).then((code) => expect(code).toBe('DEPLOYER_UNAVAILABLE'));
+    } finally {
+      await fake.comeBack();
+    }
+    await eventually('the cache to serve again', async () => {
+      const before = fake.podLists();
+      await deployer.list(deploymentId);
+      return fake.podLists() === before ? true : undefined;
+    });
+  });
+
+  it('gives a claimed pod its deadline, counted from its start, lowers it for an earlier expiry and never raises it', async () => {
+    const { deployer, image, config } = deployerWith();
+    await deployer.prepare([]);
+    const deployed = await deployer.create(specFor(image));
+    const startedAt = () => Date.parse(fake.pods(RESTRICTED_NS)[0]?.status.startTime ?? '');
+    const deadline = () => fake.pods(RESTRICTED_NS)[0]?.spec.activeDeadlineSeconds;
+    expect(deadline()).toBeUndefined();
+
+    const expiresAt = Date.now() + 600_000;
+    await deployer.bindExpiry(deployed.handle, expiresAt);
+    const set = claimDeadlineSeconds(startedAt(), expiresAt, config);
+    expect(deadline()).toBe(set);
+    // Counted from startTime, it ends the pod a grace after the expiry, never before it.
+    expect(startedAt() + set * 1000).toBeGreaterThan(expiresAt);
+    expect(startedAt() + set * 1000).toBeLessThanOrEqual(
+      expiresAt + config.MAINTENANCE_INTERVAL_MS + config.LEADER_LEASE_MS + 12_000,
+    );
+
+    // Whether or not the watch has brought the patched pod back yet, the deadline is not raised.
+    await deployer.bindExpiry(deployed.handle, expiresAt + 60_000);
+    expect(deadline()).toBe(set);
+    await deployer.bindExpiry(deployed.handle, expiresAt - 300_000);
+    expect(deadline()).toBe(claimDeadlineSeconds(startedAt(), expiresAt - 300_000, config));
+
+    await deployer.destroy(deployed.handle);
+    await deployer.bindExpiry(deployed.handle, expiresAt);
+  });
+
+  it('answers refusals outside create with UPSTREAM_ERROR, and those of create with SANDBOX_CREATE_FAILED', async () => {
+    const real = new KubeConfig();
+    real.loadFromFile(fake.kubeconfigPath);
+    const wrong = new KubeConfig();
+    wrong.loadFromOptions({
+      clusters: real.clusters,
+      users: [{ name: 'wrong', token: 'not-the-token' }],
+      contexts: [{ name: 'wrong', cluster: real.getCurrentCluster()?.name ?? '', user: 'wrong' }],
+      currentContext: 'wrong',
+    });
+    // Not among `deployers`: it can make nothing, and could not list for the clean-up either.
+    const config = configWith();
+    const deployer = new KubernetesDeployer({ config, logger, kubeConfig: wrong });
+    const image = imageNameFor('base', config);
+    // A 401 carries no Status body through the client: the reason is the HTTP status.
+    const refused = { reason: '401' };
+    expect(await refusalOf(deployer.create(specFor(image)))).toEqual({
+      code: 'SANDBOX_CREATE_FAILED',
+      ...refused,
+    });
+    expect(await refusalOf(deployer.list(deploymentId))).toEqual({ code: 'UPSTREAM_ERROR', ...refused });
+    expect(await refusalOf(deployer.destroy('some-pod'))).toEqual({ code: 'UPSTREAM_ERROR', ...refused });
+    expect(await refusalOf(deployer.bindExpiry('some-pod', Date.now()))).toEqual({
+      code: 'UPSTREAM_ERROR',
+      ...refused,
+    });
   });
 });

@@ -6,13 +6,18 @@
  * server's back is noticed and replaced; a type whose image the cluster cannot pull fails its
  * acquire with its code and leaves no pod; while the API server is away /readyz and cold acquires
  * answer 503 DEPLOYER_UNAVAILABLE, warm sandboxes keep serving, and all recovers when it returns;
- * MAX_SANDBOX_INSTANCES bounds the pods, warm ones included; shutdown leaves no pod and no
- * NetworkPolicy.
+ * a claimed sandbox's pod, warm or cold, gets the claim's hard expiry as its deadline, and one
+ * ended by its deadline is noticed from the watch, with no pod list; MAX_SANDBOX_INSTANCES bounds
+ * the pods, warm ones included; shutdown leaves no pod and no NetworkPolicy. The API allows only
+ * what deploy/kubernetes/rbac.yaml grants the server.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KubeConfig, PatchStrategy, Watch } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../server/src/config/schema.js';
+import { claimDeadlineSeconds } from '../../server/src/deployers/kubernetes-objects.js';
 import { eventually } from '../../support/eventually.js';
 import { waitForWarm } from '../../support/server-process.js';
 import { manifestAuthorization } from '../support/deploy-rbac.js';
@@ -21,11 +26,13 @@ import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture
 const TOKEN = 'kubernetes-test-token-0123456789';
 const NAMESPACE = 'sandboxes';
 const MAX_INSTANCES = 3;
+const MAINTENANCE_INTERVAL_MS = '300';
 
 interface Info {
   id: string;
   status: string;
   fromPool: boolean;
+  expiresAt: string | null;
 }
 
 /** A type whose image no node has: the cluster cannot pull it. */
@@ -48,7 +55,7 @@ describe('the server on Kubernetes', () => {
       ...kubernetesSettings(fake, NAMESPACE),
       POOL_SIZE: '1',
       BEARER_TOKEN: TOKEN,
-      MAINTENANCE_INTERVAL_MS: '300',
+      MAINTENANCE_INTERVAL_MS,
       MAX_SANDBOX_INSTANCES: String(MAX_INSTANCES),
     }),
     args: ['--extension', GHOST_EXTENSION],
@@ -114,6 +121,67 @@ describe('the server on Kubernetes', () => {
       (await server.fetch('/readyz')).status === 200 ? true : undefined,
     );
     await waitForWarm(server, 'base', 1);
+  });
+
+  it("gives a claimed sandbox's pod, warm or cold, its hard expiry as deadline; one its deadline ends is dropped without a pod list", async () => {
+    const config = configSchema.parse({ CONTAINER_DEPLOYMENT: 'k8s', MAINTENANCE_INTERVAL_MS });
+    await waitForWarm(server, 'base', 1);
+    const warm = await server.call<Info>('POST', '/v1/sandboxes', { ttlSeconds: 3600 });
+    // A stricter network than the type's: made for this caller, cold.
+    const cold = await server.call<Info>('POST', '/v1/sandboxes', { ttlSeconds: 1800, network: 'none' });
+    expect(warm).toMatchObject({ status: 201, body: { fromPool: true } });
+    expect(cold).toMatchObject({ status: 201, body: { fromPool: false } });
+    for (const { id, expiresAt } of [warm.body, cold.body]) {
+      const expiry = Date.parse(expiresAt ?? '');
+      // Set in the background after the claim, so that the acquire waits for no API call.
+      const pod = await eventually(`the deadline of sandbox ${id}`, () =>
+        podsOf(id).find((p) => p.spec.activeDeadlineSeconds !== undefined),
+      );
+      const startedAt = Date.parse(pod.status.startTime ?? '');
+      const seconds = pod.spec.activeDeadlineSeconds ?? 0;
+      expect(seconds).toBe(claimDeadlineSeconds(startedAt, expiry, config));
+      // The kubelet ends it a grace after the expiry: the reaper's tick, a lease and 10 s.
+      const endsAt = startedAt + seconds * 1000;
+      expect(endsAt).toBeGreaterThan(expiry);
+      expect(endsAt - expiry).toBeLessThanOrEqual(300 + 6000 + 10_000 + 1000);
+    }
+
+    // The deadline passing, without waiting an hour: lowered as an operator may (the API allows it).
+    const [pod] = podsOf(warm.body.id);
+    const name = pod?.metadata.name ?? '';
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(fake.kubeconfigPath);
+    const reasons: string[] = [];
+    const watch = await new Watch(kubeConfig).watch(
+      `/api/v1/namespaces/${NAMESPACE}/pods`,
+      { fieldSelector: `metadata.name=${name}` },
+      (_type, object: { status?: { reason?: string } }) => {
+        if (object.status?.reason) reasons.push(object.status.reason);
+      },
+      () => undefined,
+    );
+    const lists = fake.podLists();
+    try {
+      const elapsed = Math.ceil((Date.now() - Date.parse(pod?.status.startTime ?? '')) / 1000);
+      const lowered = await fetch(`${fake.url}/api/v1/namespaces/${NAMESPACE}/pods/${name}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${fake.token}`, 'content-type': PatchStrategy.MergePatch },
+        body: JSON.stringify({ spec: { activeDeadlineSeconds: elapsed + 1 } }),
+      });
+      expect(lowered.status).toBe(200);
+      await eventually('the sandbox its deadline ended to be dropped', async () =>
+        (await server.call('GET', `/v1/sandboxes/${warm.body.id}`)).status === 404 &&
+        podsOf(warm.body.id).length === 0
+          ? true
+          : undefined,
+      );
+      expect(reasons).toContain('DeadlineExceeded');
+    } finally {
+      watch.abort();
+    }
+    // The reconciler saw it from the watch's cache: no tick listed the pods.
+    expect(fake.podLists()).toBe(lists);
+    expect((await server.fetch(`/v1/sandboxes/${cold.body.id}`, { method: 'DELETE' })).status).toBe(204);
   });
 
   it('lets no more than MAX_SANDBOX_INSTANCES pods run, and serves again after a release', async () => {

@@ -69,8 +69,9 @@ function permissionsCalled(): Set<string> {
   for (const [, prefix = '', kind = ''] of podWatch.matchAll(/core\.(list)Namespaced(\w+)\(/g)) {
     called.add(`/${resourceOf(kind)} ${VERB_OF_OPERATION[prefix]}`);
   }
+  // A ListWatch watches the path it is given (after the list above).
   for (const [, resource = ''] of podWatch.matchAll(
-    /`\/api\/v1\/namespaces\/\$\{namespace\}\/(\w+)`,\s*new Watch\(/g,
+    /new ListWatch<\w+>\(\s*`\/api\/v1\/namespaces\/\$\{namespace\}\/(\w+)`/g,
   )) {
     called.add(`/${resource} watch`);
   }

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { type ConfigInput, configSchema } from '../../server/src/config/schema.js';
 import type { CreateSpec } from '../../server/src/deployers/deployer.js';
 import {
+  claimDeadlineSeconds,
   deploymentSelector,
   labelOf,
   labelValue,
@@ -55,7 +56,7 @@ describe('Kubernetes objects of a sandbox', () => {
     expect(labelValue('bad value/with:chars')).toMatch(/^h-[0-9a-f]{40}$/);
 
     const spec = specOf();
-    const pod = sandboxPod(spec, renamed, configOf(), 3600);
+    const pod = sandboxPod(spec, renamed, configOf());
     const deployment = pod.metadata?.labels?.['runtime-sandbox.io/deployment'];
     expect(deployment).toBe(labelValue(spec.deploymentId));
     expect(deployment).toMatch(/^h-/);
@@ -75,17 +76,17 @@ describe('Kubernetes objects of a sandbox', () => {
       specOf(type, { pooled: false }),
       'pod-a',
       configOf({ K8S_RUNTIME_CLASS: 'gvisor' }),
-      3600,
     );
     const container = containerOf(pod);
     expect(pod.spec).toMatchObject({
       restartPolicy: 'Never',
-      activeDeadlineSeconds: 3600,
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       runtimeClassName: 'gvisor',
       securityContext: { runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
     });
+    // Not even a cold pod has a deadline yet: it gets its claim's once bound (claimDeadlineSeconds).
+    expect(pod.spec?.activeDeadlineSeconds).toBeUndefined();
     expect(container.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       privileged: false,
@@ -115,15 +116,27 @@ describe('Kubernetes objects of a sandbox', () => {
     ]);
   });
 
-  it('under baseline starts sandboxd as root with exactly its capabilities; pool pods get no deadline', () => {
-    const pod = sandboxPod(specOf(), 'pod-b', configOf({ K8S_POD_SECURITY: 'baseline' }), 3600);
+  it('under baseline starts sandboxd as root with exactly its capabilities', () => {
+    const pod = sandboxPod(specOf(), 'pod-b', configOf({ K8S_POD_SECURITY: 'baseline' }));
     expect(containerOf(pod).securityContext).toMatchObject({
       runAsUser: 0,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'], add: [...SANDBOXD_CAPABILITIES] },
     });
     expect(pod.spec?.securityContext?.runAsNonRoot).toBeUndefined();
-    expect(pod.spec?.activeDeadlineSeconds).toBeUndefined();
+  });
+
+  it('gives a claimed pod the deadline of its hard expiry, counted from its start, plus a grace for the reaper', () => {
+    const config = configOf({ MAINTENANCE_INTERVAL_MS: 2000, LEADER_LEASE_MS: 6000 });
+    const startedAt = Date.parse('2030-01-01T00:00:00Z');
+    // Claimed a minute after the start for an hour: the grace is a tick, a lease and 10 s.
+    const expiresAt = startedAt + 60_000 + 3_600_000;
+    expect(claimDeadlineSeconds(startedAt, expiresAt, config)).toBe(60 + 3600 + 2 + 6 + 10);
+    // Rounded up, so that it never ends before expiresAt plus the grace.
+    expect(claimDeadlineSeconds(startedAt, expiresAt + 1, config)).toBe(60 + 3600 + 2 + 6 + 10 + 1);
+    // Within the API's range: at least 1, at most an int32.
+    expect(claimDeadlineSeconds(startedAt, startedAt - 3_600_000, config)).toBe(1);
+    expect(claimDeadlineSeconds(startedAt, Number.MAX_SAFE_INTEGER, config)).toBe(2_147_483_647);
   });
 
   it('refuses types that would run with less isolation than they ask for', () => {

@@ -3,7 +3,8 @@
  * the branches the Docker suite cannot reach on demand. A dead warm sandbox makes the acquire try
  * another; a create that fails at any step gives back everything it took; concurrent acquires
  * never pass the instance limit; the reaper ends idle sandboxes and those past their TTL; a restore
- * that names no snapshot takes no sandbox, and one that fails gives its sandbox back; a replica
+ * that names no snapshot takes no sandbox, and one that fails gives its sandbox back; each claim's
+ * hard expiry goes to the deployer (its backstop), never failing the acquire; a replica
  * that is not the leader destroys the containers it made that lost their records, and no other's.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -210,6 +211,38 @@ describe('SandboxManager over a fake deployer', () => {
       clearInterval(keepAlive);
     }
     await expectNothingLeft(harness);
+  });
+
+  it('tells the deployer the hard expiry of each claim, warm or cold, and none without a TTL; its failure fails no acquire', async () => {
+    const { manager, deployer } = await startManager({ POOL_SIZE: '1' });
+    await eventually(
+      'a warm sandbox',
+      async () => (await manager.pool('base')).warm === 1 || undefined,
+      ...FAST,
+    );
+    const warm = await manager.acquire({ ttlSeconds: 600 }, ADMIN);
+    const cold = await manager.acquire({ type: 'slow', ttlSeconds: 300 }, ADMIN);
+    expect(warm.fromPool).toBe(true);
+    expect(cold.fromPool).toBe(false);
+    // Started before the acquire answers (not awaited): the fake takes it at once.
+    expect(deployer.expiries.get(warm.handle)).toBe(warm.expiresAt);
+    expect(deployer.expiries.get(cold.handle)).toBe(cold.expiresAt);
+    expect(cold.expiresAt).toBeGreaterThanOrEqual(Date.now() + 299_000);
+
+    const untimed = await startManager({ SANDBOX_TTL: '0' });
+    const forever = await untimed.manager.acquire({}, ADMIN);
+    expect(forever.expiresAt).toBeNull();
+    expect(untimed.deployer.expiries.size).toBe(0);
+
+    class RefusingDeployer extends FakeDeployer {
+      override async bindExpiry(): Promise<void> {
+        throw new ServiceError('UPSTREAM_ERROR', 'the backend refused the deadline');
+      }
+    }
+    const refusing = await startManager({}, new RefusingDeployer());
+    const bound = await refusing.manager.acquire({ ttlSeconds: 60 }, ADMIN);
+    expect(bound.status).toBe('claimed');
+    expect((await refusing.manager.get(bound.id, ADMIN)).status).toBe('claimed');
   });
 
   it("as a replica that is not the leader, destroys its own containers that lost their records, and no other live replica's", async () => {

@@ -100,8 +100,19 @@ export interface Deployer {
   releaseWorkspace(sandboxId: string): Promise<void>;
   /** The sandboxes that have workspace storage here, so that strays can be found and removed. */
   workspaceIds(): Promise<string[]>;
-  /** Everything this backend runs with the given deployment label. */
-  list(deploymentId: string): Promise<ContainerSummary[]>;
+  /**
+   * Everything this backend runs with the given deployment label. `expected` names handles the
+   * caller takes for gone unless they are listed running: a backend that answers from a cache
+   * (which may lag a create by another replica) confirms those with the backend itself.
+   */
+  list(deploymentId: string, expected?: readonly string[]): Promise<ContainerSummary[]>;
+  /**
+   * The sandbox was claimed and must be gone by `expiresAt` (ms since the epoch, the record's hard
+   * expiry, which never moves later): a backend that can end it by itself at about that time is
+   * told so, as a backstop for a reaper that never comes; others do nothing. The reaper stays the
+   * one that ends it normally, as it also gives back what the sandbox holds.
+   */
+  bindExpiry(handle: string, expiresAt: number): Promise<void>;
   /** The backend answers (for /readyz). */
   ping(): Promise<void>;
   /** Whether the image for a type exists where the backend can start it. */

@@ -285,6 +285,12 @@ export class DockerDeployer implements Deployer {
     }));
   }
 
+  /**
+   * Docker has no backstop that ends a container after a time, so the reaper is the only one;
+   * its list is the engine's own, never a cache, so `list` needs no `expected` handles either.
+   */
+  async bindExpiry(): Promise<void> {}
+
   async ping(): Promise<void> {
     await this.docker.ping();
   }

@@ -142,8 +142,12 @@ function securityContextOf(type: SandboxType, config: Config): V1SecurityContext
   };
 }
 
-/** The pod of one sandbox. */
-export function sandboxPod(spec: CreateSpec, podName: string, config: Config, ttlSeconds: number): V1Pod {
+/**
+ * The pod of one sandbox. It has no activeDeadlineSeconds: a pool pod waits for a claim for as
+ * long as it takes, and every pod gets its claim's own (claimDeadlineSeconds) once bound; the API
+ * allows setting one later, and lowering it, but never raising it.
+ */
+export function sandboxPod(spec: CreateSpec, podName: string, config: Config): V1Pod {
   const { type } = spec;
   const { gid } = parseRunAs(type.security.user);
   const quantity = {
@@ -167,8 +171,6 @@ export function sandboxPod(spec: CreateSpec, podName: string, config: Config, tt
     metadata: { name: podName, labels, annotations },
     spec: {
       restartPolicy: 'Never',
-      // A backstop only: the reaper ends sandboxes at their TTL. Pool pods wait unclaimed first.
-      ...(ttlSeconds > 0 && !spec.pooled ? { activeDeadlineSeconds: ttlSeconds } : {}),
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       hostNetwork: false,
@@ -217,6 +219,27 @@ export function sandboxPod(spec: CreateSpec, podName: string, config: Config, tt
       ],
     },
   };
+}
+
+/** activeDeadlineSeconds is an int32 of at least 1. */
+const MAX_DEADLINE_SECONDS = 2_147_483_647;
+/** On top of a maintenance tick and a leader lease, for the reaper's own work. */
+const DEADLINE_SLACK_SECONDS = 10;
+
+/**
+ * The activeDeadlineSeconds of a claimed pod, which the kubelet counts from the pod's startTime
+ * (`startedAt`, ms): its claim's hard expiry `expiresAt` (ms), plus a grace in which the reaper,
+ * which also gives back what the sandbox holds, normally ends it first. The reaper runs every
+ * MAINTENANCE_INTERVAL_MS, and a LEADER_LEASE_MS later when the leader has just changed.
+ */
+export function claimDeadlineSeconds(
+  startedAt: number,
+  expiresAt: number,
+  config: Pick<Config, 'MAINTENANCE_INTERVAL_MS' | 'LEADER_LEASE_MS'>,
+): number {
+  const graceMs = config.MAINTENANCE_INTERVAL_MS + config.LEADER_LEASE_MS + DEADLINE_SLACK_SECONDS * 1000;
+  const seconds = Math.ceil((expiresAt + graceMs - startedAt) / 1000);
+  return Math.min(MAX_DEADLINE_SECONDS, Math.max(1, seconds));
 }
 
 /** Cluster DNS, which every sandbox with a network may ask. */

@@ -4,6 +4,10 @@
  * No pod is polled: a waiter hears each change of its pod as the watch delivers it. A watch that
  * breaks (the API server went away) is started again after a pause; until then waiters hear
  * nothing and their own deadline decides.
+ *
+ * Its cache is offered (`cached`) only while a watch is open: the list was taken and every change
+ * since reaches it. From a break (or a clean end, before the watch is open again) it is not, as it
+ * may miss deletions and new pods.
  */
 import { type CoreV1Api, type KubeConfig, ListWatch, type V1Pod, Watch } from '@kubernetes/client-node';
 import { messageOf } from '../errors.js';
@@ -15,11 +19,37 @@ const RESTART_MS = 1000;
 /** What a waiter hears: the pod as it is now, or that it was deleted. */
 export type PodChange = V1Pod | 'deleted';
 
+/** A Watch that says when its stream is open and when it ended (cleanly or not). */
+class TrackedWatch extends Watch {
+  constructor(
+    config: KubeConfig,
+    private readonly onOpen: (open: boolean) => void,
+  ) {
+    super(config);
+  }
+
+  override async watch(
+    ...[path, query, callback, done]: Parameters<Watch['watch']>
+  ): Promise<AbortController> {
+    let ended = false;
+    const controller = await super.watch(path, query, callback, (err: unknown) => {
+      ended = true;
+      this.onOpen(false);
+      done(err);
+    });
+    // A 200 answer with its stream under way; a refused or failed one has ended already.
+    if (!ended) this.onOpen(true);
+    return controller;
+  }
+}
+
 export class PodWatch {
   private readonly listWatch: ListWatch<V1Pod>;
   private readonly waiters = new Map<string, Set<(change: PodChange) => void>>();
+  private readonly namespace: string;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = true;
+  private open = false;
 
   constructor(options: {
     kubeConfig: KubeConfig;
@@ -29,9 +59,12 @@ export class PodWatch {
     logger: Logger;
   }) {
     const { namespace, labelSelector, core, logger } = options;
+    this.namespace = namespace;
     this.listWatch = new ListWatch<V1Pod>(
       `/api/v1/namespaces/${namespace}/pods`,
-      new Watch(options.kubeConfig),
+      new TrackedWatch(options.kubeConfig, (open) => {
+        this.open = open;
+      }),
       () => core.listNamespacedPod({ namespace, labelSelector }),
       false,
       labelSelector,
@@ -60,7 +93,12 @@ export class PodWatch {
 
   /** The pod as the watch last saw it. */
   get(name: string): V1Pod | undefined {
-    return this.listWatch.get(name);
+    return this.listWatch.get(name, this.namespace);
+  }
+
+  /** Every pod as the watch last saw it, while a watch is open; else undefined. */
+  cached(): readonly V1Pod[] | undefined {
+    return this.open && !this.stopped ? this.listWatch.list(this.namespace) : undefined;
   }
 
   /**

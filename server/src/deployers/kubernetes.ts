@@ -10,6 +10,11 @@
  * the pod cannot start (image pull, crash, config), and at the type's readiness deadline when
  * it is still not scheduled. Pods are deleted with no grace period. The API server being away is
  * DEPLOYER_UNAVAILABLE (503) to callers; warm sandboxes keep serving, as they need no API call.
+ * Its refusals (4xx) are SANDBOX_CREATE_FAILED on the way to a new pod, UPSTREAM_ERROR elsewhere.
+ *
+ * `list` answers from the watch's cache while the watch is open (no list request per maintenance
+ * tick per replica), and from the API otherwise. A claimed pod gets the claim's hard expiry, plus
+ * a grace, as its activeDeadlineSeconds: the kubelet ends it if no reaper does.
  *
  * Workspaces live in the pod (an emptyDir), so there is no host storage and no host port.
  */
@@ -20,10 +25,12 @@ import {
   KubeConfig,
   NetworkingV1Api,
   NodeV1Api,
+  PatchStrategy,
+  setHeaderOptions,
   type V1Pod,
   VersionApi,
 } from '@kubernetes/client-node';
-import { SANDBOXD_PORT } from '@runtime-sandbox/contract';
+import { type ErrorCode, SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { z } from 'zod';
 import { type Config, deploymentIdOf } from '../config/schema.js';
 import { messageOf, ServiceError } from '../errors.js';
@@ -31,6 +38,7 @@ import type { Logger } from '../observability/logger.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 import type { ContainerSummary, CreateSpec, DeployedSandbox, Deployer } from './deployer.js';
 import {
+  claimDeadlineSeconds,
   deploymentSelector,
   labelOf,
   objectName,
@@ -48,6 +56,9 @@ const UNAVAILABLE_RETRY_SECONDS = 5;
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 /** Beside the token: the namespace the server's own pod runs in. */
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** What a refusal is to callers: a create's failure, or the backend answering badly. */
+type RefusalCode = Extract<ErrorCode, 'SANDBOX_CREATE_FAILED' | 'UPSTREAM_ERROR'>;
 
 /** The parts of a Kubernetes `Status` error body used here. */
 const statusBodySchema = z.object({ reason: z.string().optional(), message: z.string().optional() });
@@ -134,9 +145,11 @@ export class KubernetesDeployer implements Deployer {
 
   async create(spec: CreateSpec): Promise<DeployedSandbox> {
     const name = objectName(spec.name);
-    const body = sandboxPod(spec, name, this.config, this.config.SANDBOX_TTL);
-    await this.call(`create pod ${name}`, () =>
-      this.core.createNamespacedPod({ namespace: this.namespace, body }),
+    const body = sandboxPod(spec, name, this.config);
+    await this.call(
+      `create pod ${name}`,
+      () => this.core.createNamespacedPod({ namespace: this.namespace, body }),
+      'SANDBOX_CREATE_FAILED',
     );
     try {
       const podIP = await this.readyAddress(name, spec.type.timeouts.readyMs);
@@ -165,20 +178,59 @@ export class KubernetesDeployer implements Deployer {
     return [];
   }
 
-  async list(deploymentId: string): Promise<ContainerSummary[]> {
-    const pods = await this.call('list pods', () =>
-      this.core.listNamespacedPod({
-        namespace: this.namespace,
-        labelSelector: deploymentSelector(deploymentId),
-      }),
-    );
-    return pods.items.map((pod) => ({
-      handle: pod.metadata?.name ?? '',
-      sandboxId: labelOf(pod, 'sandboxId'),
-      deploymentId: labelOf(pod, 'deployment'),
-      replicaId: labelOf(pod, 'replica'),
-      running: isRunning(pod),
-    }));
+  /**
+   * From the watch's cache while it is open (it holds this deployment's pods only), else from the
+   * API. The cache has every pod this replica created (create waits for it through the watch), but
+   * may lag one another replica just made Ready, or miss its ADDED while the watch reconnects: an
+   * `expected` pod the cache does not show running is read from the API before it counts as gone.
+   */
+  async list(deploymentId: string, expected: readonly string[] = []): Promise<ContainerSummary[]> {
+    const cached = deploymentId === this.deploymentId ? this.pods.cached() : undefined;
+    if (cached === undefined) {
+      const pods = await this.call('list pods', () =>
+        this.core.listNamespacedPod({
+          namespace: this.namespace,
+          labelSelector: deploymentSelector(deploymentId),
+        }),
+      );
+      return pods.items.map(summaryOf);
+    }
+    const byName = new Map(cached.map((pod) => [pod.metadata?.name ?? '', pod]));
+    for (const name of expected) {
+      const seen = byName.get(name);
+      if (seen && isRunning(seen)) continue;
+      const pod = await this.readPod(name);
+      if (pod) byName.set(name, pod);
+      else byName.delete(name);
+    }
+    return [...byName.values()].map(summaryOf);
+  }
+
+  /**
+   * Sets the pod's activeDeadlineSeconds to the claim's (claimDeadlineSeconds), with a merge patch.
+   * The API allows setting it where there is none and lowering it, never raising it: a pod whose
+   * deadline is already as short keeps it. A pod already gone needs none.
+   */
+  async bindExpiry(handle: string, expiresAt: number): Promise<void> {
+    const pod = this.pods.get(handle) ?? (await this.readPod(handle));
+    if (!pod) return;
+    const startTime = pod.status?.startTime;
+    if (startTime === undefined) throw new Error(`pod ${handle} has no start time to count a deadline from`);
+    // The watch's objects are JSON as sent (a string), the API client's are parsed (a Date).
+    const seconds = claimDeadlineSeconds(new Date(startTime).getTime(), expiresAt, this.config);
+    const current = pod.spec?.activeDeadlineSeconds;
+    if (current !== undefined && current <= seconds) return;
+    await this.call(`set the deadline of pod ${handle}`, () =>
+      this.core.patchNamespacedPod(
+        { name: handle, namespace: this.namespace, body: { spec: { activeDeadlineSeconds: seconds } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    ).catch((err: unknown) => {
+      // 404: gone, it needs none. 422: the only field sent is in range, so the API refused to raise
+      // a shorter deadline the watch had not brought yet, and that one stands.
+      const code = apiCodeOf(err);
+      if (code !== 404 && code !== 422) throw err;
+    });
   }
 
   async ping(): Promise<void> {
@@ -188,6 +240,16 @@ export class KubernetesDeployer implements Deployer {
   /** The cluster pulls images itself; one it cannot pull fails that pod's start (ImagePullBackOff). */
   async hasImage(): Promise<boolean> {
     return true;
+  }
+
+  /** The pod as the API has it now; undefined when there is none. */
+  private async readPod(name: string): Promise<V1Pod | undefined> {
+    return this.call(`read pod ${name}`, () =>
+      this.core.readNamespacedPod({ name, namespace: this.namespace }),
+    ).catch((err: unknown) => {
+      if (apiCodeOf(err) !== 404) throw err;
+      return undefined;
+    });
   }
 
   /** Creates the type's NetworkPolicy, or replaces the one a previous run left. */
@@ -216,8 +278,10 @@ export class KubernetesDeployer implements Deployer {
     const start = await this.pods.until(name, settled, deadline).catch(async (err: unknown) => {
       if (!deadline.aborted) throw err;
       // The watch may have been away: the pod's own status has the last word, and the reason.
-      const pod = await this.call(`read pod ${name}`, () =>
-        this.core.readNamespacedPod({ name, namespace: this.namespace }),
+      const pod = await this.call(
+        `read pod ${name}`,
+        () => this.core.readNamespacedPod({ name, namespace: this.namespace }),
+        'SANDBOX_CREATE_FAILED',
       );
       return podStart(pod);
     });
@@ -243,10 +307,14 @@ export class KubernetesDeployer implements Deployer {
   }
 
   /**
-   * One API call. A refusal (an answer with a status) is a ServiceError naming the API's reason;
-   * no answer at all, or 5xx, is DEPLOYER_UNAVAILABLE.
+   * One API call. A refusal (an answer with a status) is a KubernetesRefusal with `refusal` as its
+   * code, naming the API's reason; no answer at all, or 5xx, is DEPLOYER_UNAVAILABLE.
    */
-  private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
+  private async call<T>(
+    what: string,
+    request: () => Promise<T>,
+    refusal: RefusalCode = 'UPSTREAM_ERROR',
+  ): Promise<T> {
     try {
       return await request();
     } catch (err) {
@@ -266,6 +334,7 @@ export class KubernetesDeployer implements Deployer {
       const message = (status.success && status.data.message) || messageOf(err);
       this.logger.debug({ what, code, reason }, 'the Kubernetes API refused a call');
       throw new KubernetesRefusal(
+        refusal,
         code,
         reason,
         `the Kubernetes API refused to ${what}: ${reason}: ${message}`,
@@ -278,12 +347,13 @@ export class KubernetesDeployer implements Deployer {
 /** The API server answered with an error status (4xx). */
 export class KubernetesRefusal extends ServiceError {
   constructor(
+    code: RefusalCode,
     readonly status: number,
     readonly reason: string,
     message: string,
     cause: unknown,
   ) {
-    super('SANDBOX_CREATE_FAILED', message, { status, reason }, { cause });
+    super(code, message, { status, reason }, { cause });
     this.name = 'KubernetesRefusal';
   }
 }
@@ -300,6 +370,16 @@ function statusBodyOf(body: unknown): unknown {
 
 function failed(reason: string, message: string): PodStart {
   return { kind: 'failed', reason, message };
+}
+
+function summaryOf(pod: V1Pod): ContainerSummary {
+  return {
+    handle: pod.metadata?.name ?? '',
+    sandboxId: labelOf(pod, 'sandboxId'),
+    deploymentId: labelOf(pod, 'deployment'),
+    replicaId: labelOf(pod, 'replica'),
+    running: isRunning(pod),
+  };
 }
 
 function isRunning(pod: V1Pod): boolean {

@@ -59,7 +59,11 @@ export class Reconciler {
     const now = options.now ?? Date.now();
     const workspaces = await deployer.workspaceIds();
     const before = await this.records();
-    const containers = await deployer.list(provisioner.deploymentId);
+    // Those whose container must be there: a cached list confirms them before any is taken for gone.
+    const expected = before
+      .filter((r) => (r.status === 'warm' || r.status === 'claimed') && r.handle !== '')
+      .map((r) => r.handle);
+    const containers = await deployer.list(provisioner.deploymentId, expected);
     const after = new Map((await this.records()).map((r) => [r.id, r]));
     const live = await coordinator.liveReplicas();
     const running = new Set(containers.filter((c) => c.running).map((c) => c.sandboxId));

@@ -447,7 +447,25 @@ export class SandboxManager {
     });
     if (!bound)
       throw new ServiceError('SANDBOX_NOT_FOUND', `sandbox ${record.id} was destroyed while being bound`);
+    if (bound.expiresAt !== null) this.bindExpiry(bound, bound.expiresAt);
     return bound;
+  }
+
+  /**
+   * Tells the deployer the claim's hard expiry, in the background: the reaper ends the sandbox at
+   * that time, and this is only the backend's backstop for when no reaper comes, so the acquire
+   * neither waits for it (a warm acquire needs no backend call, and keeps working while the
+   * backend is away) nor fails with it. A failure is logged; the sandbox then has the reaper alone.
+   * The expiry never moves later after the claim (keep-alives change the idle timeout only).
+   */
+  private bindExpiry(record: SandboxRecord, expiresAt: number): void {
+    const { deployer, logger } = this.deps;
+    detached(() => deployer.bindExpiry(record.handle, expiresAt)).catch((err: unknown) =>
+      logger.warn(
+        { sandboxId: record.id, err: messageOf(err) },
+        'the deployer could not take the hard expiry as a backstop; the reaper alone ends the sandbox',
+      ),
+    );
   }
 
   /** The record of a sandbox bound to a caller, its idle timer refreshed. */

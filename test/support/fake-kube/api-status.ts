@@ -125,6 +125,15 @@ export function methodNotAllowed(): ApiError {
   );
 }
 
+/** The patch handler's answer to a Content-Type it has no patcher for. */
+export function unsupportedMediaType(accepted: readonly string[]): ApiError {
+  return failure(
+    415,
+    'UnsupportedMediaType',
+    `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
+  );
+}
+
 export function requestTooLarge(limit: number): ApiError {
   return failure(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${limit}`);
 }

@@ -31,6 +31,8 @@ export interface FakeKube {
   readonly networkName: string;
   /** Every request so far, in order: method, path and query. */
   readonly requests: readonly RecordedRequest[];
+  /** How many pod lists (GETs of a pods collection that are not watches) it has answered so far. */
+  podLists(): number;
   /** The current pod objects (copies), of one namespace or all. */
   pods(namespace?: string): Pod[];
   networkPolicies(namespace?: string): NetworkPolicy[];
@@ -109,6 +111,11 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     instanceId,
     networkName: agent.networkName,
     requests: server.requests,
+    podLists: () =>
+      server.requests.filter(
+        (request) =>
+          request.method === 'GET' && request.path.endsWith('/pods') && request.query.watch === undefined,
+      ).length,
     pods: (namespace) => pods.list((pod) => namespace === undefined || pod.metadata.namespace === namespace),
     networkPolicies: (namespace) =>
       policies.list((policy) => namespace === undefined || policy.metadata.namespace === namespace),

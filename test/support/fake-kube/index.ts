@@ -16,8 +16,11 @@
  *   `fake-node`, RuntimeClasses (fixed at start, cluster-scoped);
  * - pods: create (decode 400, namespace 404, RuntimeClass 403, validation 422, Pod Security 403,
  *   the refuseCreates() quota hook 403, AlreadyExists 409), get, list and watch (label and field
- *   selectors, the legacy /watch/ paths too), delete (grace period from DeleteOptions or
- *   terminationGracePeriodSeconds, preconditions), pods/log (no follow), pods/proxy (HTTP only);
+ *   selectors, the legacy /watch/ paths too), patch (merge and strategic merge patches, other
+ *   Content-Types 415; labels and annotations change, the spec only in activeDeadlineSeconds,
+ *   set where there is none or lowered, else 422 Invalid; a stale resourceVersion 409), delete
+ *   (grace period from DeleteOptions or terminationGracePeriodSeconds, preconditions), pods/log
+ *   (no follow), pods/proxy (HTTP only);
  * - networkpolicies: create, get, list, watch, delete;
  * - watches: chunked newline-delimited events; replay from a bounded history; 410 Expired as a
  *   single ERROR event when the version is older than the history; BOOKMARKs (every
@@ -27,8 +30,8 @@
  * 127.0.0.N published with every containerPort, runs the container from the local image (never
  * pulling: ErrImagePull / ImagePullBackOff), maps the security context, limits and emptyDirs onto
  * Docker, reports status as a kubelet (phases, conditions, container states, readiness probes,
- * restarts with CrashLoopBackOff, activeDeadlineSeconds), and stops and removes the container on
- * delete. Everything it makes in Docker carries `io.runtime-sandbox.fake-kube=<instance id>`;
+ * restarts with CrashLoopBackOff, activeDeadlineSeconds from startTime, a patched one included),
+ * and stops and removes the container on delete. Everything it makes in Docker carries `io.runtime-sandbox.fake-kube=<instance id>`;
  * pod addresses are claimed across processes by lock files in $TMPDIR/fake-kube-pod-addresses/
  * (each removed with its pod; the shared folder stays).
  *
@@ -38,9 +41,12 @@
  *   the host), Services, DNS, egress beyond this machine (the bridge does not masquerade);
  * - only declared containerPorts are reachable at the pod IP (a real pod answers on any port),
  *   readiness probes included;
- * - update (PUT) of anything but NetworkPolicies, patch and deleteCollection (405), status subresources, server-side
- *   apply, managedFields, finalizers, ownerReferences and garbage collection, dryRun, list
- *   pagination (limit/continue are ignored), sendInitialEvents, resourceVersionMatch;
+ * - update (PUT) of anything but NetworkPolicies, patch of anything but pods, and deleteCollection
+ *   (405); JSON patches and server-side apply (415); the other fields a pod update may change
+ *   (container images, added tolerations: refused as immutable), strategic merge's list merging
+ *   and directives; status subresources, managedFields, finalizers, ownerReferences and garbage
+ *   collection, dryRun, list pagination (limit/continue are ignored), sendInitialEvents,
+ *   resourceVersionMatch;
  * - unknown fields are kept as sent (no strict field validation, no warnings); quantities are kept
  *   as sent (not canonicalised);
  * - other resources: Secrets, ConfigMaps, ServiceAccounts (no token volume is mounted), Events,

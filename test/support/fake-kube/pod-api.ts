@@ -1,6 +1,6 @@
 /**
- * core/v1 pods: create, get, list and watch (label and field selectors), delete with a grace
- * period, the log subresource (no follow) and the proxy subresource.
+ * core/v1 pods: create, get, list and watch (label and field selectors), patch (pod-update.ts),
+ * delete with a grace period, the log subresource (no follow) and the proxy subresource.
  *
  * Delete follows the pod strategy: the grace period is DeleteOptions' (body, else query), else the
  * pod's terminationGracePeriodSeconds; 0 for a pod never scheduled or already finished; negative
@@ -19,6 +19,7 @@ import { dropNulls, timestamp } from './object-meta.js';
 import { admitPod, type CreateGate } from './pod-admission.js';
 import { proxyToPod } from './pod-proxy.js';
 import type { Pod } from './pod-schema.js';
+import { applyPodPatch, checkPatchType, podPatchOf } from './pod-update.js';
 import { parseJsonBody, queryFlag, queryInt } from './request-input.js';
 import type { ResourceStore, ResourceVersionClock } from './resource-store.js';
 
@@ -152,6 +153,24 @@ export function podRoutes(ctx: PodApiContext): Route[] {
     return { status: 200, json: marked };
   };
 
+  // The patch type is checked before the pod is looked up, as the patch handler does.
+  const patch: Handler = async (request) => {
+    checkPatchType(request.raw.headers['content-type']);
+    const namespace = request.params.namespace ?? '';
+    const name = request.params.name ?? '';
+    const body = await request.body();
+    const pod = requirePod(namespace, name);
+    const change = podPatchOf(pod, body);
+    const updated = ctx.pods.update(
+      namespace,
+      name,
+      (draft) => applyPodPatch(draft, change),
+      pod.metadata.uid,
+    );
+    if (updated === undefined) throw notFound(PODS, name);
+    return { status: 200, json: updated };
+  };
+
   const logs: Handler = async (request) => {
     const pod = requirePod(request.params.namespace ?? '', request.params.name ?? '');
     const container = request.query.get('container') ?? undefined;
@@ -188,6 +207,7 @@ export function podRoutes(ctx: PodApiContext): Route[] {
         json: requirePod(request.params.namespace ?? '', request.params.name ?? ''),
       }),
     },
+    { method: 'PATCH', pattern: `${ns}/pods/:name`, handler: patch },
     { method: 'DELETE', pattern: `${ns}/pods/:name`, handler: remove },
     { method: 'GET', pattern: `${ns}/pods/:name/log`, handler: logs },
     { method: '*', pattern: `${ns}/pods/:name/proxy`, handler: proxy },

@@ -42,6 +42,8 @@ export class FakeDeployer implements Deployer {
   readonly destroyed: string[] = [];
   /** Ids of the sandboxes whose workspace is provided. */
   readonly workspaces = new Set<string>();
+  /** The hard expiry each sandbox was bound to (bindExpiry), by handle. */
+  readonly expiries = new Map<string, number>();
   private readonly scripts: FakeSandboxScript[] = [];
   private created = 0;
 
@@ -122,6 +124,10 @@ export class FakeDeployer implements Deployer {
         replicaId: sandbox.spec.replicaId,
         running: true,
       }));
+  }
+
+  async bindExpiry(handle: string, expiresAt: number): Promise<void> {
+    this.expiries.set(handle, expiresAt);
   }
 
   async ping(): Promise<void> {}

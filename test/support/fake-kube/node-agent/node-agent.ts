@@ -71,6 +71,10 @@ export class NodeAgent implements PodRuntime {
         this.runners.set(key, runner);
         // After the ADDED event has gone out to every watch, as the scheduler comes later.
         setImmediate(() => runner.start());
+      } else if (change.type === 'MODIFIED') {
+        const seconds = change.object.spec.activeDeadlineSeconds;
+        if (seconds !== change.previous?.spec.activeDeadlineSeconds)
+          this.runners.get(key)?.deadlineChanged(seconds);
       } else if (change.type === 'DELETED') {
         const runner = this.runners.get(key);
         if (runner === undefined) return;

@@ -11,7 +11,8 @@
  *    StartError, 128), then Running;
  * 5. readiness from the readiness probe (Ready without one); an exit ends in Succeeded/Failed
  *    (restartPolicy Never, or OnFailure on 0) or a restart, immediately the first time and then
- *    after CrashLoopBackOff; activeDeadlineSeconds kills it: Failed, DeadlineExceeded;
+ *    after CrashLoopBackOff; activeDeadlineSeconds (counted from startTime, and moved when an
+ *    update sets or lowers it) kills it: Failed, DeadlineExceeded;
  * 6. deleted: at once (grace 0) or stopped within the grace period, then the object removed.
  *
  * Every change of what the kubelet would report is one status write (one MODIFIED event). Steps
@@ -71,6 +72,11 @@ export class PodRunner {
   private pullFailures = 0;
   private crashes = 0;
   private handledFinish: string | undefined;
+  /** spec.activeDeadlineSeconds as last stored; an update may set or lower it. */
+  private deadlineSeconds: number | undefined;
+  /** When the kubelet took the pod (its startTime, to the millisecond): the deadline counts from here. */
+  private admittedAt: number | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -79,6 +85,7 @@ export class PodRunner {
     // Validation guarantees one; more are not modelled (the pod then waits, see not-modelled.ts).
     this.container = pod.spec.containers[0] as Container;
     this.view = { phase: 'Pending', admitted: false, containers: [] };
+    this.deadlineSeconds = pod.spec.activeDeadlineSeconds;
   }
 
   get namespace(): string {
@@ -100,6 +107,12 @@ export class PodRunner {
   /** A container of this pod stopped (from the engine's event stream). */
   containerDied(): void {
     this.enqueue(() => this.handleExit());
+  }
+
+  /** The stored pod's activeDeadlineSeconds changed: the kubelet's next sync goes by the new one. */
+  deadlineChanged(seconds: number | undefined): void {
+    this.deadlineSeconds = seconds;
+    if (!this.closed) this.armDeadline();
   }
 
   /** Grace 0: everything goes now; resolves once the container and the address are gone. */
@@ -181,12 +194,13 @@ export class PodRunner {
     });
   }
 
-  private later(delayMs: number, step: () => Promise<void> | void): void {
+  private later(delayMs: number, step: () => Promise<void> | void): NodeJS.Timeout {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       this.enqueue(step);
     }, delayMs);
     this.timers.add(timer);
+    return timer;
   }
 
   private backoff(failures: number): number {
@@ -232,7 +246,8 @@ export class PodRunner {
     }
     this.publish(true);
     this.view.admitted = true;
-    this.view.startTime = timestamp();
+    this.admittedAt = Date.now();
+    this.view.startTime = timestamp(new Date(this.admittedAt));
     this.view.containers = [
       {
         name: this.container.name,
@@ -259,10 +274,17 @@ export class PodRunner {
     return this.createAndStart(0);
   }
 
+  /** (Re)sets the deadline timer; before admission there is no startTime to count from yet. */
   private armDeadline(): void {
-    const seconds = this.pod.spec.activeDeadlineSeconds;
-    if (seconds === undefined) return;
-    this.later(seconds * 1000, () => this.deadlineExceeded());
+    if (this.deadlineTimer !== undefined) {
+      clearTimeout(this.deadlineTimer);
+      this.timers.delete(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
+    const seconds = this.deadlineSeconds;
+    if (seconds === undefined || this.admittedAt === undefined) return;
+    const delay = Math.max(0, this.admittedAt + seconds * 1000 - Date.now());
+    this.deadlineTimer = this.later(delay, () => this.deadlineExceeded());
   }
 
   private async inspectImage(image: string): Promise<ImageFacts | undefined> {
