@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../support/eventually.js';
 import { waitForWarm } from '../../support/server-process.js';
+import { expectFileAndArchiveRoundTrip } from '../support/file-round-trip.js';
 import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture.js';
 
 const TOKEN = 'kubernetes-test-token-0123456789';
@@ -72,17 +73,7 @@ describe('the server on Kubernetes', () => {
     expect(stream.headers.get('content-type')).toContain('application/x-ndjson');
     expect(await stream.text()).toContain('"exitCode":0');
 
-    const put = await server.fetch(`${base}/files?path=notes/today.txt`, { method: 'PUT', body: 'pods too' });
-    expect(put.status).toBe(200);
-    expect(await (await server.fetch(`${base}/files?path=notes/today.txt`)).text()).toBe('pods too');
-    const tar = Buffer.from(await (await server.fetch(`${base}/archive?path=notes`)).arrayBuffer());
-    const into = await server.fetch(`${base}/archive?path=copy`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/x-tar' },
-      body: tar,
-    });
-    expect(into.status).toBe(200);
-    expect(await (await server.fetch(`${base}/files?path=copy/today.txt`)).text()).toBe('pods too');
+    await expectFileAndArchiveRoundTrip(server, base, 'pods too');
 
     expect((await server.fetch(base, { method: 'DELETE' })).status).toBe(204);
     expect(podsOf(id)).toEqual([]);

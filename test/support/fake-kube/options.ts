@@ -25,6 +25,16 @@ export const fakeKubeOptionsSchema = z.object({
   /** The kubelet's back-off for image pulls and container restarts: first delay, cap (10 s, 5 min). */
   backoffInitialMs: z.number().int().positive().default(10_000),
   backoffMaxMs: z.number().int().positive().default(300_000),
+  /**
+   * Serve HTTPS with a certificate authority made at start (the openssl CLI): the kubeconfig then
+   * carries that CA and no insecure-skip-tls-verify. Default plain HTTP.
+   */
+  tls: z.boolean().default(false),
+  /**
+   * Report as status.podIP an address where nothing listens (127.0.1.N for 127.0.0.N), as a
+   * cluster's pod network looks from outside it: only the pods/proxy subresource reaches the pods.
+   */
+  unroutablePodIPs: z.boolean().default(false),
   /** The Docker engine's socket. */
   dockerSocket: z.string().default('/var/run/docker.sock'),
 });
