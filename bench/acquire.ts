@@ -5,7 +5,8 @@
  * - warm: the server CLI with a pool of 10; each round waits for a full pool (so no create competes
  *   for the CPU), then times POST /v1/sandboxes until a first exec of `true` answers, then releases.
  * - warm on the Kubernetes deployer: the same rounds with the sandboxes as pods on the fake API
- *   server (the tests' fake-kube; its node agent runs each pod as a container).
+ *   server (the tests' fake-kube; its node agent runs each pod as a container), dialled at the pod
+ *   IP, then again with K8S_ACCESS=proxy through the fake's pods/proxy over TLS.
  * - cold: the server with POOL_SIZE=0, the same round: every acquire creates its sandbox.
  * - raw engine: what Docker itself costs: dockerode create + start, then polling sandboxd's /healthz
  *   until it answers. Cold acquires should stay within 1.5x of this.
@@ -23,7 +24,7 @@ import { BASE_IMAGE } from '../support/images.js';
 import { startRedisServer } from '../support/redis-server.js';
 import { docker, eventually, type ServerProcess, waitForWarm } from '../support/server-process.js';
 // The one import from the tests: their fake Kubernetes API server (fakes live with the tests).
-import { startFakeKube } from '../test/support/fake-kube/index.js';
+import { type FakeKubeOptions, startFakeKube } from '../test/support/fake-kube/index.js';
 import { BENCH_LABEL, withBenchServer } from './bench-server.js';
 import { isMain, type LatencySummary, numberFlag, round3, summarize } from './report.js';
 
@@ -85,11 +86,17 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
   // The same rounds with the sandboxes as pods. No cluster can be had here, so the pods are the
   // fake API server's (the tests' fake-kube, whose node agent runs them as containers): this is the
   // deployer's and the server's own cost on top of what a cluster adds.
-  const fake = await startFakeKube();
-  const onKubernetes = await withServer(WARM_POOL, (server) => warmAcquires(server, kubernetesRounds), {
-    CONTAINER_DEPLOYMENT: 'k8s',
-    KUBECONFIG_PATH: fake.kubeconfigPath,
-  }).finally(() => fake.stop());
+  const onKubernetes = async (fakeOptions: FakeKubeOptions, env: Record<string, string>) => {
+    const fake = await startFakeKube(fakeOptions);
+    return withServer(WARM_POOL, (server) => warmAcquires(server, kubernetesRounds), {
+      CONTAINER_DEPLOYMENT: 'k8s',
+      KUBECONFIG_PATH: fake.kubeconfigPath,
+      ...env,
+    }).finally(() => fake.stop());
+  };
+  const podIP = await onKubernetes({}, {});
+  // K8S_ACCESS=proxy: every sandboxd call through the fake's pods/proxy over TLS (its pod IPs unreachable).
+  const proxied = await onKubernetes({ tls: true, unroutablePodIPs: true }, { K8S_ACCESS: 'proxy' });
 
   const cold = await withServer(0, async (server) => {
     const total: number[] = [];
@@ -107,7 +114,8 @@ export async function run(options: AcquireBenchOptions = {}): Promise<AcquireBen
   const figures = [
     figure('warm acquire + first exec', warm.total),
     figure('warm acquire (POST only)', warm.acquireOnly),
-    figure('warm acquire + first exec, k8s deployer (fake API server)', onKubernetes.total),
+    figure('warm acquire + first exec, k8s deployer (fake API server)', podIP.total),
+    figure('warm acquire + first exec, k8s through the API server proxy (fake, TLS)', proxied.total),
     figure('cold acquire + first exec', cold),
     figure('raw engine create+start+ready', raw),
   ];

@@ -107,7 +107,15 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
       : loadTenantKeys(config.API_KEYS_FILE, config.BEARER_TOKEN);
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
-  const deployer = await createDeployer(config, logger);
+  // A kubeconfig the chosen access cannot use (K8S_ACCESS=proxy over http://) stops the start here.
+  const deployer = await createDeployer(config, logger).catch((err: unknown) => {
+    throw new StartupError(
+      `the ${config.CONTAINER_DEPLOYMENT} deployer cannot be set up: ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  });
   try {
     await deployer.ping();
   } catch (err) {
@@ -126,7 +134,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   });
   const coordinator = new Coordinator({ config, store, redis, logger });
   const metrics = new ServerMetrics();
-  const sandboxd = new SandboxdClient();
+  const sandboxd = new SandboxdClient({ proxyTransport: deployer.proxyTransport });
   const outcomes = new SnapshotOutcomes({ metrics, logger });
   const manager = new SandboxManager({
     config,

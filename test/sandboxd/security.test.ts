@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { SANDBOXD_AUTHORIZATION_HEADER } from '@runtime-sandbox/contract';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type SandboxdContainer, startSandboxdContainer } from '../../support/sandboxd-container.js';
 import { readTar, type TarEntryInput, tarOf } from './tar.js';
@@ -115,6 +116,50 @@ describe('authentication', () => {
       expect(await sandbox.existsInContainer('/workspace/unauth-pwned')).toBe(false);
     },
   );
+
+  /** A call with the token in the dedicated header (as through the pod proxy), and maybe an Authorization. */
+  const viaProxy = (path: string, init: RequestInit, token: string, authorization?: string) =>
+    sandbox.request(path, {
+      ...init,
+      token: null,
+      headers: {
+        ...(init.headers as Record<string, string> | undefined),
+        [SANDBOXD_AUTHORIZATION_HEADER]: `Bearer ${token}`,
+        ...(authorization === undefined ? {} : { authorization }),
+      },
+    });
+
+  it.each(protectedCalls)(
+    'refuses %s with a wrong token in x-sandboxd-authorization, even beside a right Authorization',
+    async (_name, path, init) => {
+      const wrong = `${sandbox.bootToken}x`;
+      await expectError(await viaProxy(path, init, wrong), 401, 'UNAUTHORIZED');
+      await expectError(
+        await viaProxy(path, init, wrong, `Bearer ${sandbox.bootToken}`),
+        401,
+        'UNAUTHORIZED',
+      );
+      expect(await sandbox.existsInContainer('/workspace/unauth-pwned')).toBe(false);
+    },
+  );
+
+  it('takes the token in x-sandboxd-authorization, whatever Authorization holds (the proxy’s own)', async () => {
+    const exec = await viaProxy(
+      '/exec',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ command: 'echo via proxy' }),
+      },
+      sandbox.bootToken,
+      'Bearer the-proxy-s-credentials',
+    );
+    expect(exec.status).toBe(200);
+    expect(await exec.json()).toMatchObject({ exitCode: 0, stdout: 'via proxy\n' });
+    const list = await viaProxy('/files/list', { method: 'GET' }, sandbox.bootToken);
+    expect(list.status).toBe(200);
+    await list.body?.cancel();
+  });
 });
 
 describe('paths outside the workspace', () => {

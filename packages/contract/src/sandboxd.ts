@@ -6,6 +6,13 @@
 /** The fixed port sandboxd listens on inside every sandbox. */
 export const SANDBOXD_PORT = 49983;
 
+/**
+ * The header that carries `Bearer <token>` to sandboxd when `Authorization` cannot: through the
+ * Kubernetes API server's pod proxy, which authenticates the server with `Authorization` and
+ * removes it before forwarding. When present, sandboxd checks it alone (TokenGate.admitsRequest).
+ */
+export const SANDBOXD_AUTHORIZATION_HEADER = 'x-sandboxd-authorization';
+
 /** Environment variable names read by sandboxd at start. */
 export const SANDBOXD_ENV = {
   port: 'SANDBOXD_PORT',

@@ -30,7 +30,7 @@ export function createRequestListener(routes: ReadonlyMap<string, Route>, gate: 
     }
     const route = routes.get(url.pathname);
     if (!route) throw new SandboxdError('ROUTE_NOT_FOUND', `No route ${url.pathname}`);
-    if (route.auth && !gate.admits(req.headers.authorization)) {
+    if (route.auth && !gate.admitsRequest(req.headers)) {
       throw new SandboxdError('UNAUTHORIZED', 'Missing or wrong bearer token');
     }
     const handle = route.methods[req.method ?? ''] ?? methodNotAllowed(route);

@@ -307,6 +307,14 @@ export const configSchema = z
     /** Empty: the pod's service account when the server runs in a cluster, else ~/.kube/config. */
     KUBECONFIG_PATH: optionalString,
     /**
+     * How the server reaches sandboxd in each pod. `pod-ip`: at the pod's IP (the server runs in
+     * the cluster, or on a routed pod network). `proxy`: through the API server's pods/proxy over
+     * the kubeconfig's TLS and credentials, for a server outside the cluster (development; every
+     * call makes one more hop). The kubeconfig's user then also needs pods/proxy
+     * `get create update delete`.
+     */
+    K8S_ACCESS: z.enum(['pod-ip', 'proxy']).default('pod-ip'),
+    /**
      * The Pod Security profile sandbox pods meet. `restricted`: sandboxd runs as the type's user,
      * with no capability, so the code shares its uid (the pod, and K8S_RUNTIME_CLASS, are the
      * boundary). `baseline`: sandboxd starts as root with its few capabilities and runs the code as

@@ -2,15 +2,41 @@
  * One interface over every compute backend. The manager decides what to run; a deployer only
  * starts, inspects, lists and removes containers (or pods, or functions).
  */
+import type { SecureContextOptions } from 'node:tls';
 import { SANDBOXD_ENV } from '@runtime-sandbox/contract';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 
-/** Where the server reaches a sandbox's sandboxd. */
-export interface Endpoint {
-  host: string;
-  port: number;
+/**
+ * Where the server reaches a sandbox's sandboxd: plain HTTP at host:port; or, with `proxyPath`,
+ * HTTPS to an authenticating proxy at host:port (the Kubernetes API server), sandboxd's paths
+ * under that prefix, with the deployer's `proxyTransport`. Stored in state records, so it holds
+ * addresses only, never credentials; records written before `proxyPath` existed still parse.
+ */
+export const endpointSchema = z.object({
+  host: z.string(),
+  port: z.number(),
+  proxyPath: z.string().optional(),
+});
+export type Endpoint = z.infer<typeof endpointSchema>;
+
+/**
+ * How to go through the proxy of endpoints that have a `proxyPath`. Secrets: used for requests,
+ * never stored or logged.
+ */
+export interface ProxyTransport {
+  /** The proxy's certificate authority, client certificate and key, server name, verification. */
+  tls: Pick<SecureContextOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase'> & {
+    rejectUnauthorized: boolean;
+    servername?: string;
+  };
+  /** The proxy's own credentials (e.g. `authorization`), sent with every request. */
+  headers: Record<string, string>;
 }
+
+/** Gives the current ProxyTransport (credentials may be refreshed, so ask per request). */
+export type ProxyTransportSource = () => Promise<ProxyTransport>;
 
 /** Labels every container this server creates carries. */
 export const LABELS = {
@@ -117,6 +143,8 @@ export interface Deployer {
   ping(): Promise<void>;
   /** Whether the image for a type exists where the backend can start it. */
   hasImage(image: string): Promise<boolean>;
+  /** Present on deployers whose endpoints carry a `proxyPath`: the way through that proxy. */
+  readonly proxyTransport?: ProxyTransportSource;
 }
 
 /** The environment of a sandbox's container: the type's own, then what sandboxd reads at start. */

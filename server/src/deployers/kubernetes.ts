@@ -4,7 +4,8 @@
  * K8S_POD_SECURITY names, requests equal to limits, /workspace and the writable paths on sized
  * emptyDirs, and a NetworkPolicy per type.
  *
- * The server dials sandboxd at the pod's IP (the server runs in the cluster). `create` returns
+ * The server dials sandboxd at the pod's IP (K8S_ACCESS=pod-ip: the server runs in the cluster),
+ * or through the API server's pod proxy (K8S_ACCESS=proxy, kubernetes-proxy.ts). `create` returns
  * once the pod is Ready (its readiness probe is sandboxd's /healthz), as one shared watch reports
  * it; it fails at once, deleting the pod, when the cluster refuses the pod (admission, quota) or
  * the pod cannot start (image pull, crash, config), and at the type's readiness deadline when
@@ -36,7 +37,14 @@ import { type Config, deploymentIdOf } from '../config/schema.js';
 import { messageOf, ServiceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
-import type { ContainerSummary, CreateSpec, DeployedSandbox, Deployer } from './deployer.js';
+import type {
+  ContainerSummary,
+  CreateSpec,
+  DeployedSandbox,
+  Deployer,
+  Endpoint,
+  ProxyTransportSource,
+} from './deployer.js';
 import {
   claimDeadlineSeconds,
   deploymentSelector,
@@ -49,6 +57,7 @@ import {
   unsupportedBy,
 } from './kubernetes-objects.js';
 import { type PodChange, PodWatch } from './kubernetes-pod-watch.js';
+import { kubeProxyTransport, type PodProxy, podProxyEndpoint, podProxyOf } from './kubernetes-proxy.js';
 
 /** A Retry-After for callers while the API server is away, seconds. */
 const UNAVAILABLE_RETRY_SECONDS = 5;
@@ -79,6 +88,9 @@ export class KubernetesDeployer implements Deployer {
   private readonly logger: Logger;
   /** The NetworkPolicies `prepare` applied, for teardown. */
   private readonly policies = new Set<string>();
+  /** With K8S_ACCESS=proxy: where the pods' proxies are. */
+  private readonly podProxy: PodProxy | undefined;
+  readonly proxyTransport: ProxyTransportSource | undefined;
 
   constructor(options: { config: Config; logger: Logger; kubeConfig?: KubeConfig }) {
     this.config = options.config;
@@ -88,6 +100,10 @@ export class KubernetesDeployer implements Deployer {
     this.deploymentId = deploymentIdOf(options.config);
     const kubeConfig = options.kubeConfig ?? loadKubeConfig(options.config);
     this.location = `${kubeConfig.getCurrentCluster()?.server ?? 'no cluster'}, namespace ${this.namespace}`;
+    if (options.config.K8S_ACCESS === 'proxy') {
+      this.podProxy = podProxyOf(kubeConfig, this.namespace);
+      this.proxyTransport = kubeProxyTransport(kubeConfig);
+    }
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.networking = kubeConfig.makeApiClient(NetworkingV1Api);
     this.nodes = kubeConfig.makeApiClient(NodeV1Api);
@@ -153,7 +169,7 @@ export class KubernetesDeployer implements Deployer {
     );
     try {
       const podIP = await this.readyAddress(name, spec.type.timeouts.readyMs);
-      return { handle: name, endpoint: { host: podIP, port: SANDBOXD_PORT } };
+      return { handle: name, endpoint: this.endpointOf(name, podIP) };
     } catch (err) {
       // Nothing leaks: a pod that did not come up is deleted before the error goes on.
       await this.destroy(name).catch(() => undefined);
@@ -250,6 +266,11 @@ export class KubernetesDeployer implements Deployer {
       if (apiCodeOf(err) !== 404) throw err;
       return undefined;
     });
+  }
+
+  private endpointOf(name: string, podIP: string): Endpoint {
+    if (this.podProxy !== undefined) return podProxyEndpoint(this.podProxy, name);
+    return { host: podIP, port: SANDBOXD_PORT };
   }
 
   /** Creates the type's NetworkPolicy, or replaces the one a previous run left. */

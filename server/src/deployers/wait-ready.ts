@@ -1,10 +1,13 @@
 /**
  * Waits until a new sandbox's sandboxd answers GET /healthz. Polls fast (5 ms, growing by half up
  * to 100 ms) because a warm start is a few tens of milliseconds and every one of them counts.
+ * Probes go the way every other request to the endpoint goes (endpoint-request.ts), through the
+ * deployer's proxy when it has one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorCode } from '@runtime-sandbox/contract';
-import type { Endpoint } from './deployer.js';
+import type { Endpoint, ProxyTransport, ProxyTransportSource } from './deployer.js';
+import { describeEndpoint, requestEndpoint, transportFor } from './endpoint-request.js';
 
 const FIRST_DELAY_MS = 5;
 const MAX_DELAY_MS = 100;
@@ -28,7 +31,7 @@ export class SandboxdNotReadyError extends Error {
     lastProblem: string,
   ) {
     super(
-      `sandboxd at ${endpoint.host}:${endpoint.port} was not ready within ${timeoutMs} ms (last: ${lastProblem})`,
+      `sandboxd at ${describeEndpoint(endpoint)} was not ready within ${timeoutMs} ms (last: ${lastProblem})`,
     );
     this.name = 'SandboxdNotReadyError';
   }
@@ -36,9 +39,9 @@ export class SandboxdNotReadyError extends Error {
 
 export async function waitForSandboxd(
   endpoint: Endpoint,
-  options: { timeoutMs: number; signal?: AbortSignal },
+  options: { timeoutMs: number; signal?: AbortSignal; proxyTransport?: ProxyTransportSource },
 ): Promise<void> {
-  const url = `http://${hostForUrl(endpoint.host)}:${endpoint.port}/healthz`;
+  const transport = await transportFor(endpoint, options.proxyTransport);
   const deadline = Date.now() + options.timeoutMs;
   let delay = FIRST_DELAY_MS;
   let probeLimitMs = FIRST_PROBE_TIMEOUT_MS;
@@ -54,10 +57,9 @@ export async function waitForSandboxd(
     const probeTimer = setTimeout(() => probe.abort(), probeTimeoutMs);
     const probeSignal = options.signal ? AbortSignal.any([probe.signal, options.signal]) : probe.signal;
     try {
-      const response = await fetch(url, { signal: probeSignal });
-      await response.body?.cancel();
-      if (response.ok) return;
-      lastProblem = `HTTP ${response.status}`;
+      const status = await probeOnce(endpoint, transport, probeSignal);
+      if (status >= 200 && status < 300) return;
+      lastProblem = `HTTP ${status}`;
     } catch (error) {
       options.signal?.throwIfAborted();
       if (probe.signal.aborted) {
@@ -79,13 +81,26 @@ export async function waitForSandboxd(
   }
 }
 
-function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
+/** GET /healthz on a connection of its own; resolves with the status once the answer is read. */
+function probeOnce(
+  endpoint: Endpoint,
+  transport: ProxyTransport | undefined,
+  signal: AbortSignal,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = requestEndpoint(endpoint, transport, { method: 'GET', path: '/healthz', signal });
+    request.once('response', (response) => {
+      response.on('error', reject);
+      response.on('end', () => resolve(response.statusCode ?? 0));
+      response.resume();
+    });
+    request.on('error', reject);
+    request.end();
+  });
 }
 
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  // fetch hides the socket error (ECONNREFUSED, ECONNRESET) in its cause.
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
   return `${error.message}${cause}`;
 }

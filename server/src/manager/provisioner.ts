@@ -111,6 +111,7 @@ export class Provisioner {
         await waitForSandboxd(deployed.endpoint, {
           timeoutMs: type.timeouts.readyMs,
           signal: options.signal,
+          proxyTransport: this.deps.deployer.proxyTransport,
         });
         this.deps.metrics.createDuration.observe(
           { type: type.name, pooled: String(options.pooled) },

@@ -3,12 +3,15 @@
  * caller, and the streaming forward of data-plane calls (exec, files, archive). Each sandbox gets
  * its own keep-alive agent, dropped when the sandbox goes, so a socket to a destroyed sandbox is
  * never reused for a new one that got the same host port. A sandbox another worker destroys is not
- * forgotten here, so agents left unused for a while are swept as well.
+ * forgotten here, so agents left unused for a while are swept as well. A sandbox behind the
+ * deployer's proxy (an endpoint with `proxyPath`) gets an HTTPS agent with the proxy's TLS
+ * settings, taken when the agent is made; the proxy's credentials are asked for on every request.
  */
-import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type InitRequest, parseErrorBody } from '@runtime-sandbox/contract';
-import type { Endpoint } from '../deployers/deployer.js';
+import type { Endpoint, ProxyTransport, ProxyTransportSource } from '../deployers/deployer.js';
+import { agentFor, requestEndpoint, transportFor } from '../deployers/endpoint-request.js';
 import { describeCodedError, messageOf, ServiceError } from '../errors.js';
 
 export interface SandboxdTarget {
@@ -38,6 +41,12 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export class SandboxdClient {
   private readonly agents = new Map<string, { agent: Agent; lastUsed: number }>();
+  private readonly proxyTransport: ProxyTransportSource | undefined;
+
+  /** `proxyTransport`: the deployer's, for endpoints behind its proxy. */
+  constructor(options: { proxyTransport?: ProxyTransportSource } = {}) {
+    this.proxyTransport = options.proxyTransport;
+  }
 
   /** Replaces the boot token with the caller's and sets the caller's env (POST /init). */
   async init(target: SandboxdTarget, body: InitRequest): Promise<void> {
@@ -103,25 +112,31 @@ export class SandboxdClient {
   }
 
   private async send(target: SandboxdTarget, upstream: UpstreamRequest): Promise<IncomingMessage> {
+    const transport = await transportFor(target.endpoint, this.proxyTransport);
     try {
-      return await this.sendOnce(target, upstream);
+      return await this.sendOnce(target, transport, upstream);
     } catch (err) {
       // A keep-alive socket the other side closed just as we picked it: safe to resend a buffered body.
-      if (err instanceof StaleSocketError && !isStream(upstream.body)) return this.sendOnce(target, upstream);
+      if (err instanceof StaleSocketError && !isStream(upstream.body)) {
+        return this.sendOnce(target, transport, upstream);
+      }
       throw err instanceof StaleSocketError ? err.cause : err;
     }
   }
 
-  private sendOnce(target: SandboxdTarget, upstream: UpstreamRequest): Promise<IncomingMessage> {
+  private sendOnce(
+    target: SandboxdTarget,
+    transport: ProxyTransport | undefined,
+    upstream: UpstreamRequest,
+  ): Promise<IncomingMessage> {
     const query = upstream.query?.toString();
     return new Promise((resolve, reject) => {
-      const request = httpRequest({
-        host: target.endpoint.host,
-        port: target.endpoint.port,
+      const request = requestEndpoint(target.endpoint, transport, {
         method: upstream.method,
         path: query ? `${upstream.path}?${query}` : upstream.path,
-        headers: { ...upstream.headers, authorization: `Bearer ${target.token}` },
-        agent: this.agentFor(target.sandboxId),
+        headers: upstream.headers,
+        token: target.token,
+        agent: this.agentFor(target.sandboxId, transport),
         signal: upstream.signal,
       });
       request.once('response', resolve);
@@ -142,13 +157,13 @@ export class SandboxdClient {
     });
   }
 
-  private agentFor(sandboxId: string): Agent {
+  private agentFor(sandboxId: string, transport: ProxyTransport | undefined): Agent {
     const entry = this.agents.get(sandboxId);
     if (entry) {
       entry.lastUsed = Date.now();
       return entry.agent;
     }
-    const agent = new Agent({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
+    const agent = agentFor(transport, { keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
     this.agents.set(sandboxId, { agent, lastUsed: Date.now() });
     return agent;
   }

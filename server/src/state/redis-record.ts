@@ -5,6 +5,7 @@
  * a zod schema, so a record written by another version or by hand cannot pass for a valid one.
  */
 import { z } from 'zod';
+import { endpointSchema } from '../deployers/deployer.js';
 import type { SandboxRecord } from './state-store.js';
 
 const sandboxRecordSchema = z.object({
@@ -13,7 +14,7 @@ const sandboxRecordSchema = z.object({
   deploymentId: z.string(),
   status: z.enum(['creating', 'warm', 'claimed', 'releasing']),
   handle: z.string(),
-  endpoint: z.object({ host: z.string(), port: z.number() }).nullable(),
+  endpoint: endpointSchema.nullable(),
   hostPort: z.number().nullable(),
   tokenNonce: z.string(),
   sessionId: z.string().nullable(),

@@ -1,10 +1,17 @@
 /**
- * The HTTP side: plain HTTP on 127.0.0.1, bearer-token auth on every request, a route table of
+ * The HTTP side: plain HTTP or HTTPS on 127.0.0.1, bearer-token auth on every request, a route table of
  * path patterns, JSON answers, every error a Status, and a log of what was asked. It can go away
  * and come back on the same port (an apiserver restart as clients see it) with the state kept.
  * No upgrades (WebSocket): Node drops such connections.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import {
   ApiError,
@@ -114,6 +121,8 @@ export class ApiServer {
     private readonly token: string,
     /** Open watch responses (the watch handlers add theirs), ended by dropWatches() and close(). */
     readonly openWatches: Set<ServerResponse>,
+    /** The server's certificate and key (PEM), for HTTPS; none: plain HTTP. */
+    private readonly tls?: { cert: string; key: string },
     /** RBAC for the token's user; undefined: it may do everything. */
     private readonly authorization?: Authorization,
   ) {}
@@ -125,11 +134,14 @@ export class ApiServer {
   /** Listens on 127.0.0.1, on a free port the first time and on the same one after goDown(). */
   async listen(): Promise<void> {
     if (this.server !== undefined) return;
-    const server = createServer((req, res) => {
+    const listener: RequestListener = (req, res) => {
       this.serve(req, res).catch((error: unknown) => {
         writeStatus(res, internalError(error));
       });
-    });
+    };
+    const server: Server =
+      this.tls === undefined ? createServer(listener) : createHttpsServer(this.tls, listener);
+    // Raw TCP connections (under TLS too), so that close() can cut every one.
     server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));

@@ -16,10 +16,13 @@ import type { CreateGate } from './pod-admission.js';
 import { podRoutes } from './pod-api.js';
 import type { Pod } from './pod-schema.js';
 import { ResourceStore, ResourceVersionClock } from './resource-store.js';
+import { makeTlsMaterial, type TlsMaterial } from './tls.js';
 
 export interface FakeKube {
-  /** `http://127.0.0.1:<port>`, the cluster's server. */
+  /** `http://127.0.0.1:<port>`, or `https://` with the tls option: the cluster's server. */
   readonly url: string;
+  /** With the tls option, the CA (PEM) the server's certificate chains to. */
+  readonly caPem: string | undefined;
   readonly port: number;
   /** The bearer token every request must carry. */
   readonly token: string;
@@ -49,7 +52,7 @@ export interface FakeKube {
   goDown(): Promise<void>;
   /** Listens again on the same port, with the state kept. */
   comeBack(): Promise<void>;
-  /** Closes the listener, removes every container and network it made and its kubeconfig. */
+  /** Closes the listener, removes every container and network it made, its kubeconfig and TLS files. */
   stop(): Promise<void>;
 }
 
@@ -78,9 +81,17 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     nodeLabels: settings.nodeLabels,
     backoffInitialMs: settings.backoffInitialMs,
     backoffMaxMs: settings.backoffMaxMs,
+    unroutablePodIPs: settings.unroutablePodIPs,
   });
   const dir = mkdtempSync(join(tmpdir(), 'fake-kube-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
+  let tls: TlsMaterial | undefined;
+  try {
+    tls = settings.tls ? makeTlsMaterial(dir) : undefined;
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 
   const openWatches = new Set<ServerResponse>();
   const { bookmarkIntervalMs } = settings;
@@ -89,7 +100,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     ...podRoutes({ pods, clock, cluster, runtime: agent, gate, bookmarkIntervalMs, openWatches }),
     ...networkPolicyRoutes({ policies, clock, cluster, bookmarkIntervalMs, openWatches }),
   ];
-  const server: ApiServer = new ApiServer(routes, token, openWatches, settings.authorization);
+  const serving = tls === undefined ? undefined : { cert: tls.certPem, key: tls.keyPem };
+  const server: ApiServer = new ApiServer(routes, token, openWatches, serving, settings.authorization);
   try {
     await agent.start();
     await server.listen();
@@ -99,12 +111,14 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
-  const url = `http://127.0.0.1:${server.port}`;
-  writeKubeconfig(kubeconfigPath, url, token, Object.keys(settings.namespaces)[0] ?? 'default');
+  const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`;
+  const namespace = Object.keys(settings.namespaces)[0] ?? 'default';
+  writeKubeconfig(kubeconfigPath, { server: url, token, namespace, caPem: tls?.caPem });
 
   let stopped: Promise<void> | undefined;
   return {
     url,
+    caPem: tls?.caPem,
     port: server.port,
     token,
     kubeconfigPath,

@@ -6,11 +6,14 @@
  * the real @kubernetes/client-node (CoreV1Api, NetworkingV1Api, NodeV1Api, VersionApi, Watch,
  * informers) works against it unchanged: the same paths and verbs, status codes, `Status` error
  * bodies, resourceVersions and watch semantics. Each pod runs as a real Docker container, so a
- * test reaches the real sandboxd in it at the pod IP.
+ * test reaches the real sandboxd in it at the pod IP (or, with `unroutablePodIPs`, only through
+ * pods/proxy, as a server outside a cluster would).
  *
- * What it serves (plain HTTP on 127.0.0.1, every request with `Authorization: Bearer <token>`,
- * else 401, and with the `authorization` option only what its RBAC rules grant, else 403; a
- * kubeconfig is written for it):
+ * What it serves (on 127.0.0.1, plain HTTP by default or, with `tls`, HTTPS under a CA made at
+ * start by the openssl CLI; every request with `Authorization: Bearer <token>`, else 401, and
+ * with the `authorization` option only what its RBAC rules grant, else 403; a kubeconfig is
+ * written for it, with that CA as certificate-authority-data, or with insecure-skip-tls-verify
+ * over plain HTTP):
  * - /version, /readyz, /livez, /healthz; discovery: /api, /api/v1, /apis, the two group versions;
  * - namespaces (fixed at start, with the `pod-security.kubernetes.io/enforce` label), the node
  *   `fake-node`, RuntimeClasses (fixed at start, cluster-scoped);
@@ -20,7 +23,8 @@
  *   Content-Types 415; labels and annotations change, the spec only in activeDeadlineSeconds,
  *   set where there is none or lowered, else 422 Invalid; a stale resourceVersion 409), delete
  *   (grace period from DeleteOptions or terminationGracePeriodSeconds, preconditions), pods/log
- *   (no follow), pods/proxy (HTTP only);
+ *   (no follow), pods/proxy (HTTP to the pod, streaming both ways, `Authorization` and
+ *   hop-by-hop headers dropped as the apiserver does);
  * - networkpolicies: create, get, list, watch, delete;
  * - watches: chunked newline-delimited events; replay from a bounded history; 410 Expired as a
  *   single ERROR event when the version is older than the history; BOOKMARKs (every
@@ -31,11 +35,15 @@
  * pulling: ErrImagePull / ImagePullBackOff), maps the security context, limits and emptyDirs onto
  * Docker, reports status as a kubelet (phases, conditions, container states, readiness probes,
  * restarts with CrashLoopBackOff, activeDeadlineSeconds from startTime, a patched one included),
- * and stops and removes the container on delete. Everything it makes in Docker carries `io.runtime-sandbox.fake-kube=<instance id>`;
+ * and stops and removes the container on delete. With `unroutablePodIPs` status.podIP is the
+ * address's twin 127.0.1.N, where nothing listens; pods/proxy and readiness probes still use the
+ * real one. Everything it makes in Docker carries `io.runtime-sandbox.fake-kube=<instance id>`;
  * pod addresses are claimed across processes by lock files in $TMPDIR/fake-kube-pod-addresses/
  * (each removed with its pod; the shared folder stays).
  *
  * What it does NOT model:
+ * - client certificates, other authentication than the one token, TLS client auth; the serving
+ *   certificate is for 127.0.0.1 only and is not rotated;
  * - enforcement of NetworkPolicies (they are stored only; that needs a CNI plugin); pod-to-pod
  *   traffic over pod IPs (the 127.0.0.N addresses are the host's loopback, reachable only from
  *   the host), Services, DNS, egress beyond this machine (the bridge does not masquerade);
@@ -70,7 +78,9 @@
 export type { RecordedRequest } from './api-server.js';
 export { FAKE_KUBE_LABEL } from './docker-labels.js';
 export { type FakeKube, startFakeKube } from './fake-kube.js';
+export { type KubeconfigInput, writeKubeconfig } from './kubeconfig.js';
 export { removeFakeKubeLeftovers } from './leftovers.js';
 export type { NetworkPolicy } from './network-policy-api.js';
 export type { FakeKubeOptions } from './options.js';
 export type { Pod, PodStatus } from './pod-schema.js';
+export { makeTlsMaterial, type TlsMaterial } from './tls.js';

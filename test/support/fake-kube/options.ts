@@ -28,6 +28,16 @@ export const fakeKubeOptionsSchema = z.object({
   backoffMaxMs: z.number().int().positive().default(300_000),
   /** RBAC for the token's user (authorization.ts); default none: it may do everything. */
   authorization: authorizationSchema.optional(),
+  /**
+   * Serve HTTPS with a certificate authority made at start (the openssl CLI): the kubeconfig then
+   * carries that CA and no insecure-skip-tls-verify. Default plain HTTP.
+   */
+  tls: z.boolean().default(false),
+  /**
+   * Report as status.podIP an address where nothing listens (127.0.1.N for 127.0.0.N), as a
+   * cluster's pod network looks from outside it: only the pods/proxy subresource reaches the pods.
+   */
+  unroutablePodIPs: z.boolean().default(false),
   /** The Docker engine's socket. */
   dockerSocket: z.string().default('/var/run/docker.sock'),
 });

@@ -31,6 +31,8 @@ export interface PodRuntime {
   terminate(pod: Pod, graceSeconds: number): void;
   /** The container's output so far; throws a 400 ApiError when it has not started. */
   logs(pod: Pod, options: { container?: string; tailLines?: number; timestamps: boolean }): Promise<string>;
+  /** Where the pod's ports answer (the proxy's way in), which status.podIP need not be. */
+  addressOf(pod: Pod): string | undefined;
 }
 
 export interface PodApiContext {
@@ -184,7 +186,12 @@ export function podRoutes(ctx: PodApiContext): Route[] {
   };
 
   const proxy: Handler = (request) => {
-    proxyToPod(request, (name) => requirePod(request.params.namespace ?? '', name));
+    const namespace = request.params.namespace ?? '';
+    proxyToPod(
+      request,
+      (name) => requirePod(namespace, name),
+      (pod) => ctx.runtime.addressOf(pod),
+    );
     return 'handled';
   };
 

@@ -1,7 +1,8 @@
 /**
  * The pods/proxy subresource: `/api/v1/namespaces/{ns}/pods/{[scheme:]name[:port]}/proxy/{path}`
- * forwarded, streaming both ways, to the pod IP. Without a port it takes the first declared
- * container port, else 80. Plain HTTP only; no WebSocket upgrades.
+ * forwarded, streaming both ways, to the pod on the pod network (the node agent's address of it,
+ * which with unroutablePodIPs is not status.podIP). Without a port it takes the first declared
+ * container port, else 80. Plain HTTP to the pod only; no WebSocket upgrades.
  */
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import type { ApiRequest } from './api-server.js';
@@ -39,11 +40,15 @@ function portOf(pod: Pod, port: string | undefined): number {
   return named.containerPort;
 }
 
-export function proxyToPod(request: ApiRequest, podNamed: (name: string) => Pod): void {
+export function proxyToPod(
+  request: ApiRequest,
+  podNamed: (name: string) => Pod,
+  addressOf: (pod: Pod) => string | undefined,
+): void {
   const target = parseTarget(request.params.name ?? '');
   const pod = podNamed(target.name);
   const port = portOf(pod, target.port);
-  const ip = pod.status.podIP;
+  const ip = pod.status.podIP === undefined ? undefined : addressOf(pod);
   if (ip === undefined)
     throw serviceUnavailable(`error trying to reach service: pod ${pod.metadata.name} has no IP`);
   const headers: OutgoingHttpHeaders = {};

@@ -20,6 +20,7 @@ export interface NodeAgentOptions {
   nodeLabels: Readonly<Record<string, string>>;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  unroutablePodIPs: boolean;
 }
 
 const keyOf = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
@@ -64,6 +65,7 @@ export class NodeAgent implements PodRuntime {
             nodeLabels: this.options.nodeLabels,
             backoffInitialMs: this.options.backoffInitialMs,
             backoffMaxMs: this.options.backoffMaxMs,
+            unroutablePodIPs: this.options.unroutablePodIPs,
             registerContainer: (id) => this.byContainer.set(id, runner),
           },
           change.object,
@@ -105,6 +107,10 @@ export class NodeAgent implements PodRuntime {
     const runner = this.runnerOf(pod);
     if (runner === undefined) return '';
     return runner.logs(options);
+  }
+
+  addressOf(pod: Pod): string | undefined {
+    return this.runnerOf(pod)?.address;
   }
 
   /** The Docker container id of a pod's container, once created. */

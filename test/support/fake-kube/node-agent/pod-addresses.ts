@@ -2,7 +2,8 @@
  * Pod IPs: 127.0.0.N, N from 2 upward, the lowest free one, reused once its pod is gone. Several
  * fake instances (other test files, other checkouts) share one machine, so each address is
  * claimed with a lock file naming the claiming process; a claim whose process is dead is stale
- * and taken over.
+ * and taken over. Pods' twins 127.0.1.N, where nothing is published, stand in for a pod network
+ * the caller cannot route to.
  */
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,11 @@ import { processAlive } from '../docker-labels.js';
 const FIRST = 2;
 const LAST = 254;
 const LOCK_DIR = join(tmpdir(), 'fake-kube-pod-addresses');
+
+/** 127.0.0.N's twin 127.0.1.N: loopback too, but no pod's port is ever published there. */
+export function unroutableTwin(address: string): string {
+  return address.replace(/^127\.0\.0\./, '127.0.1.');
+}
 
 export class PodAddresses {
   private readonly held = new Set<string>();

@@ -29,7 +29,7 @@ import { containerEnv, expand } from './container-env.js';
 import { containerLogs } from './container-logs.js';
 import { containerCreateOptions, type ImageFacts, podRef, runAsNonRootError } from './container-options.js';
 import { notModelled } from './not-modelled.js';
-import type { PodAddresses } from './pod-addresses.js';
+import { type PodAddresses, unroutableTwin } from './pod-addresses.js';
 import { type ContainerView, type PodView, podStatusOf } from './pod-status.js';
 import { ReadinessProber } from './readiness-prober.js';
 import { fitsNode, UNSCHEDULABLE_MESSAGE } from './scheduling.js';
@@ -43,6 +43,8 @@ export interface RunnerDeps {
   nodeLabels: Readonly<Record<string, string>>;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  /** Report an address nothing answers on as status.podIP (options.ts: unroutablePodIPs). */
+  unroutablePodIPs: boolean;
   /** Routes the container's exits to this runner. */
   registerContainer: (containerId: string) => void;
 }
@@ -98,6 +100,16 @@ export class PodRunner {
 
   get dockerContainerId(): string | undefined {
     return this.containerId;
+  }
+
+  /** The address the pod's ports are published on, whatever status.podIP reports. */
+  get address(): string | undefined {
+    return this.podIP;
+  }
+
+  /** status.podIP: the address, or with unroutablePodIPs its twin where nothing listens. */
+  private reportedIP(): string | undefined {
+    return this.deps.unroutablePodIPs && this.podIP !== undefined ? unroutableTwin(this.podIP) : this.podIP;
   }
 
   start(): void {
@@ -270,7 +282,7 @@ export class PodRunner {
       this.setWaiting('ContainerCreating', 'fake-kube has no free pod address left (127.0.0.2-254)');
       return;
     }
-    this.view.podIP = this.podIP;
+    this.view.podIP = this.reportedIP();
     return this.createAndStart(0);
   }
 
@@ -367,7 +379,7 @@ export class PodRunner {
           this.setWaiting('ContainerCreating', 'fake-kube has no free pod address left (127.0.0.2-254)');
           return;
         }
-        this.view.podIP = this.podIP;
+        this.view.podIP = this.reportedIP();
         await this.createAndStart(attempt + 1);
         return;
       }
