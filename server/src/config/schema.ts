@@ -299,11 +299,6 @@ export const configSchema = z
     OSS_FORCE_PATH_STYLE: bool.default(true),
 
     K8S_NAMESPACE: namespaceName('K8S_NAMESPACE').default('default'),
-    /**
-     * The namespace of the server's own pods, whose labelled pods alone may reach sandboxd. Empty:
-     * the namespace the server runs in (its service account's), else K8S_NAMESPACE.
-     */
-    K8S_SERVER_NAMESPACE: namespaceName('K8S_SERVER_NAMESPACE').optional(),
     /** Empty: the pod's service account when the server runs in a cluster, else ~/.kube/config. */
     KUBECONFIG_PATH: optionalString,
     /**
@@ -327,6 +322,11 @@ export const configSchema = z
     K8S_NETWORK_POLICY: bool.default(true),
     /** Labels of the server's own pods, the only ones the NetworkPolicy lets reach sandboxd. */
     K8S_SERVER_POD_LABELS: labelMap.default({ 'app.kubernetes.io/name': 'runtime-sandbox-server' }),
+    /**
+     * The namespace of the server's own pods, whose labelled pods alone may reach sandboxd. Empty:
+     * the namespace the server runs in (its service account's), else K8S_NAMESPACE.
+     */
+    K8S_SERVER_NAMESPACE: namespaceName('K8S_SERVER_NAMESPACE').optional(),
     /** nodeSelector of every sandbox pod, e.g. `pool=sandboxes,kubernetes.io/arch=amd64`. */
     K8S_NODE_SELECTOR: labelMap.default({}),
     /** Tolerations of every sandbox pod, as a JSON array of Kubernetes tolerations. */
