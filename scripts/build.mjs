@@ -1,7 +1,9 @@
 // Builds everything: type-checks the repository, bundles the CLIs and sandboxd with esbuild, and
 // emits the shared contract, then the client SDK that imports it, with their declarations.
 // `node scripts/build.mjs sandboxd` rebuilds only the daemon bundle (what the image build needs),
-// skipping the type check.
+// and `node scripts/build.mjs cli` only the CLI bundles (what the server image's build stage
+// needs: it has the sources they are made from, not the tests the type check covers); both skip
+// the type check.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,27 +27,31 @@ const externalButContract = {
   },
 };
 
-const onlySandboxd = process.argv[2] === 'sandboxd';
-if (!onlySandboxd) run('npx', ['tsc', '-p', 'tsconfig.json']);
+const only = process.argv[2];
+if (only !== undefined && only !== 'sandboxd' && only !== 'cli') {
+  throw new Error(`unknown build target ${only}: expected sandboxd, cli or nothing (everything)`);
+}
+if (only === undefined) run('npx', ['tsc', '-p', 'tsconfig.json']);
 
 // sandboxd runs on the image's Node (Debian bookworm: Node 18), with every dependency inside.
-await build({
-  entryPoints: [join(root, 'sandbox-images/runtime/src/main.ts')],
-  outfile: join(root, 'sandbox-images/runtime/dist/sandboxd.mjs'),
-  bundle: true,
-  conditions: SOURCE,
-  platform: 'node',
-  target: 'node18',
-  format: 'esm',
-  minify: true,
-  legalComments: 'none',
-  banner: {
-    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
-  logLevel: 'warning',
-});
+if (only !== 'cli')
+  await build({
+    entryPoints: [join(root, 'sandbox-images/runtime/src/main.ts')],
+    outfile: join(root, 'sandbox-images/runtime/dist/sandboxd.mjs'),
+    bundle: true,
+    conditions: SOURCE,
+    platform: 'node',
+    target: 'node18',
+    format: 'esm',
+    minify: true,
+    legalComments: 'none',
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
 
-if (onlySandboxd) process.exit(0);
+if (only === 'sandboxd') process.exit(0);
 
 // The server CLIs keep npm packages external (they are installed beside them), all but the contract.
 // Split into chunks, so that a deployer's client library (Kubernetes' takes most of a second) is
@@ -69,6 +75,7 @@ await build({
   logLevel: 'warning',
 });
 for (const cli of ['server.mjs', 'builder.mjs']) chmodSync(join(root, 'dist', cli), 0o755);
+if (only === 'cli') process.exit(0);
 
 run('npx', ['tsc', '-p', 'packages/contract/tsconfig.build.json']);
 run('npx', ['tsc', '-p', 'client-sdk/tsconfig.build.json']);

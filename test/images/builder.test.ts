@@ -240,7 +240,7 @@ describe('runtime-sandbox-builder', () => {
 
     const help = await runBuilderCli(['--help']);
     expect(help.exitCode).toBe(0);
-    expect(help.stdout).toContain('Usage: runtime-sandbox-builder <type|all>');
+    expect(help.stdout).toContain('Usage: runtime-sandbox-builder <type|all|server>');
   });
 
   it('--push sends the built image to RUNTIME_SANDBOX_REGISTRY, and refuses to run without one', async () => {

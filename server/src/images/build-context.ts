@@ -1,8 +1,9 @@
 /**
- * The build context of a sandbox type's image: every file of its Dockerfile folder, plus the
- * sandboxd bundle as `sandboxd.mjs` at the root (so any type's Dockerfile, whatever it starts
- * FROM, can `COPY sandboxd.mjs ...`). The same entries feed both the content hash that decides
- * whether a build is needed and the tar stream sent to Docker, so the two cannot disagree.
+ * Build contexts, read into entries. A sandbox type's: every file of its Dockerfile folder, plus the
+ * sandboxd bundle as `sandboxd.mjs` at the root (so any type's Dockerfile, whatever it starts FROM,
+ * can `COPY sandboxd.mjs ...`). The server image's: the repository root as its `.dockerignore`
+ * admits it. The same entries feed both the content hash that decides whether a build is needed and
+ * the tar stream sent to Docker, so the two cannot disagree.
  */
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -19,35 +20,109 @@ export type ContextEntry =
   | { kind: 'file'; path: string; executable: boolean; content: Buffer }
   | { kind: 'symlink'; path: string; target: string };
 
+/** A file the builder adds to a context (at its root), which must not be there already. */
+export interface AddedFile {
+  path: string;
+  content: Buffer;
+}
+
 /** The folder's entries (paths with `/`, sorted) and the bundle; the folder must hold a Dockerfile. */
 export function readBuildContext(dockerfileDir: string, sandboxdBundle: Buffer): ContextEntry[] {
+  return contextOf(dockerfileDir, () => 'include', [
+    { path: SANDBOXD_CONTEXT_FILE, content: sandboxdBundle },
+  ]);
+}
+
+/**
+ * The entries of `dir` its `.dockerignore` admits, plus `added`. Only the forms an allowlist needs
+ * are understood (`*`, `!<path>`, `**\/<name>`, comments); anything else is refused rather than
+ * read differently from Docker.
+ */
+export function readIgnoreFileContext(dir: string, added: readonly AddedFile[] = []): ContextEntry[] {
+  const file = join(dir, '.dockerignore');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ImageBuildError(`cannot read ${file}: ${messageOf(error)}`);
+  }
+  return contextOf(dir, ignoreFilter(parseIgnoreRules(text, file)), added);
+}
+
+/** What to do with a path: take it, leave it out, or look inside for paths taken back in. */
+type Verdict = 'include' | 'exclude' | 'descend';
+
+type IgnoreRule = { kind: 'all' } | { kind: 'name'; name: string } | { kind: 'keep'; path: string };
+
+function parseIgnoreRules(text: string, file: string): IgnoreRule[] {
+  const rules: IgnoreRule[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line === '*') rules.push({ kind: 'all' });
+    else if (/^\*\*\/[^/*?[\]!]+$/.test(line)) rules.push({ kind: 'name', name: line.slice(3) });
+    else if (/^![^*?[\]!]+$/.test(line))
+      rules.push({ kind: 'keep', path: line.slice(1).replace(/^\/+|\/+$/g, '') });
+    else
+      throw new ImageBuildError(`${file}: "${line}" is not a form the builder reads (*, !<path>, **/<name>)`);
+  }
+  return rules;
+}
+
+/** Docker's reading of those forms: the last rule that matches a path (or a folder above it) decides. */
+function ignoreFilter(rules: readonly IgnoreRule[]): (path: string) => Verdict {
+  const matches = (rule: IgnoreRule, path: string): boolean => {
+    if (rule.kind === 'all') return true;
+    if (rule.kind === 'name') return path.split('/').includes(rule.name);
+    return path === rule.path || path.startsWith(`${rule.path}/`);
+  };
+  return (path) => {
+    const last = rules.findLast((rule) => matches(rule, path));
+    if (last === undefined || last.kind === 'keep') return 'include';
+    const keptBelow = rules.some(
+      (rule, index) =>
+        rule.kind === 'keep' && rule.path.startsWith(`${path}/`) && index > rules.indexOf(last),
+    );
+    return keptBelow ? 'descend' : 'exclude';
+  };
+}
+
+function contextOf(
+  dir: string,
+  verdict: (path: string) => Verdict,
+  added: readonly AddedFile[],
+): ContextEntry[] {
   let entries: ContextEntry[];
   try {
-    entries = readFolder(dockerfileDir, '');
+    entries = readFolder(dir, '', verdict);
   } catch (error) {
-    throw new ImageBuildError(`cannot read the Dockerfile folder ${dockerfileDir}: ${messageOf(error)}`);
+    throw new ImageBuildError(`cannot read the Dockerfile folder ${dir}: ${messageOf(error)}`);
   }
   if (!entries.some((entry) => entry.kind === 'file' && entry.path === 'Dockerfile')) {
-    throw new ImageBuildError(`no Dockerfile in ${dockerfileDir}`);
+    throw new ImageBuildError(`no Dockerfile in ${dir}`);
   }
-  if (entries.some((entry) => entry.path === SANDBOXD_CONTEXT_FILE)) {
-    throw new ImageBuildError(
-      `${join(dockerfileDir, SANDBOXD_CONTEXT_FILE)} is in the way: the builder puts the sandboxd bundle ` +
-        'there in the build context',
-    );
+  for (const file of added) {
+    if (entries.some((entry) => entry.path === file.path)) {
+      throw new ImageBuildError(
+        `${join(dir, file.path)} is in the way: the builder puts its own ${file.path} there in the build context`,
+      );
+    }
+    entries.push({ kind: 'file', path: file.path, executable: false, content: file.content });
   }
-  entries.push({ kind: 'file', path: SANDBOXD_CONTEXT_FILE, executable: false, content: sandboxdBundle });
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-function readFolder(dir: string, prefix: string): ContextEntry[] {
+function readFolder(dir: string, prefix: string, verdict: (path: string) => Verdict): ContextEntry[] {
   const entries: ContextEntry[] = [];
   for (const name of readdirSync(dir)) {
     const full = join(dir, name);
     const path = prefix + name;
     const stat = lstatSync(full);
+    const taken = verdict(path);
+    if (taken === 'exclude' || (taken === 'descend' && !stat.isDirectory())) continue;
     if (stat.isDirectory()) {
-      entries.push({ kind: 'directory', path }, ...readFolder(full, `${path}/`));
+      if (taken === 'include') entries.push({ kind: 'directory', path });
+      entries.push(...readFolder(full, `${path}/`, verdict));
     } else if (stat.isSymbolicLink()) {
       entries.push({ kind: 'symlink', path, target: readlinkSync(full) });
     } else if (stat.isFile()) {

@@ -12,14 +12,16 @@ import { baseType } from '../sandbox-types/builtin.js';
 import type { SandboxType } from '../sandbox-types/definition.js';
 import type { SandboxTypeRegistry } from '../sandbox-types/registry.js';
 import { DEFAULT_BASE_OS_IMAGE, ensureBaseOsImage } from './base-os-image.js';
+import { readBuildContext } from './build-context.js';
 import type { ProgressLog } from './docker-stream.js';
 import { ImageBuildError, messageOf } from './errors.js';
-import { buildTypeImage, describeBuildResult, type ImageBuildResult } from './image-builder.js';
+import { buildImage, describeBuildResult, type ImageBuildResult } from './image-builder.js';
 
 /** The `target` that builds every registered type with a Dockerfile folder. */
 export const ALL_TYPES = 'all';
 
-const BASE_IMAGE_ARG = 'BASE_IMAGE';
+/** The build arg naming the image a Dockerfile starts FROM. */
+export const BASE_IMAGE_ARG = 'BASE_IMAGE';
 
 export interface BuildRequest {
   /** A type name, or `all`. */
@@ -71,16 +73,17 @@ export async function buildSandboxImages(
         parentImage = (await build(base, ownDockerfileDir(base), false)).image;
       }
     }
-    const result = await buildTypeImage(
+    const result = await buildImage(
       docker,
       {
         typeName: type.name,
         image: registry.imageFor(type),
         dockerfileDir,
+        context: readBuildContext(dockerfileDir, sandboxdBundle),
         buildArgs: parentImage === undefined ? {} : { [BASE_IMAGE_ARG]: parentImage },
         parentImage,
       },
-      { sandboxdBundle, force, log },
+      { force, log },
     );
     log(describeBuildResult(result));
     results.set(type.name, result);

@@ -1,11 +1,11 @@
 /**
- * Builds one sandbox type's image with the classic builder (BuildKit may be missing on these
- * engines), unless an image of that name already carries the same content hash: then it is up to
- * date and nothing runs. The hash covers the build context (the Dockerfile folder and the sandboxd
- * bundle), the build args and the id of the parent image, so a new base image rebuilds its children.
+ * Builds one image (a sandbox type's, or the server's) with the classic builder (BuildKit may be
+ * missing on these engines), unless an image of that name already carries the same content hash:
+ * then it is up to date and nothing runs. The hash covers the build context, the build args and the
+ * id of the parent image, so a new base image rebuilds its children.
  */
 import type Docker from 'dockerode';
-import { contentHashOf, packBuildContext, readBuildContext } from './build-context.js';
+import { type ContextEntry, contentHashOf, packBuildContext } from './build-context.js';
 import { followDockerStream, lineSplitter, type ProgressLog } from './docker-stream.js';
 import { ImageBuildError, messageOf } from './errors.js';
 import { inspectLocalImage, removeIfDangling } from './local-images.js';
@@ -17,19 +17,20 @@ export const IMAGE_LABELS = {
 } as const;
 
 export interface ImageBuildTarget {
-  /** The sandbox type's name (a label on the image, and the prefix of its progress lines). */
+  /** The sandbox type's name, or `server` (a label on the image, and the prefix of its progress lines). */
   typeName: string;
   /** The name the image is tagged with. */
   image: string;
-  /** Absolute path of the folder holding the Dockerfile. */
+  /** Absolute path of the folder the context was read from (for the log). */
   dockerfileDir: string;
+  /** The build context (build-context.ts), Dockerfile included. */
+  context: readonly ContextEntry[];
   buildArgs: Record<string, string>;
   /** The local image the Dockerfile starts FROM (through BASE_IMAGE), when the builder knows it. */
   parentImage?: string;
 }
 
 export interface ImageBuildOptions {
-  sandboxdBundle: Buffer;
   /** Build even when up to date, and without Docker's layer cache (to pick up new packages). */
   force?: boolean;
   log: ProgressLog;
@@ -44,13 +45,13 @@ export interface ImageBuildResult {
   durationMs: number;
 }
 
-export async function buildTypeImage(
+export async function buildImage(
   docker: Docker,
   target: ImageBuildTarget,
   options: ImageBuildOptions,
 ): Promise<ImageBuildResult> {
   const started = Date.now();
-  const entries = readBuildContext(target.dockerfileDir, options.sandboxdBundle);
+  const entries = target.context;
   const parentImageId =
     target.parentImage === undefined ? '' : await localImageId(docker, target.parentImage);
   const contentHash = contentHashOf(entries, target.buildArgs, parentImageId);
@@ -107,7 +108,7 @@ async function localImageId(docker: Docker, image: string): Promise<string> {
   return info.Id;
 }
 
-/** The closing line for one type: what happened, which image, how long it took. */
+/** The closing line for one image: what happened, which image, how long it took. */
 export function describeBuildResult(result: ImageBuildResult): string {
   const seconds = `${(result.durationMs / 1000).toFixed(1)}s`;
   return result.status === 'built'
