@@ -107,8 +107,12 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
       : loadTenantKeys(config.API_KEYS_FILE, config.BEARER_TOKEN);
   const registry = createRegistry(config);
   await loadExtensions(registry, options.extensions ?? []);
+  const tokens = SandboxTokens.fromConfig(config);
   // A kubeconfig the chosen access cannot use (K8S_ACCESS=proxy over http://) stops the start here.
-  const deployer = await createDeployer(config, logger).catch((err: unknown) => {
+  const deployer = await createDeployer(config, logger, {
+    sharedBootTokens: (scope) => tokens.shared(scope),
+    registry,
+  }).catch((err: unknown) => {
     throw new StartupError(
       `the ${config.CONTAINER_DEPLOYMENT} deployer cannot be set up: ${messageOf(err)}`,
       {
@@ -142,7 +146,7 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
     deployer,
     store,
     sandboxd,
-    tokens: SandboxTokens.fromConfig(config),
+    tokens,
     coordinator,
     restorer: new SnapshotRestorer({ store: snapshotStore, outcomes }),
     metrics,
@@ -152,7 +156,13 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   try {
     await manager.start();
   } catch (err) {
-    await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    // The start's own error is the one to report: a cleanup that fails for the same reason (a
+    // backend that lacks what the start needed) is logged only.
+    await manager
+      .stop({ cleanup: config.AUTO_CLEANUP })
+      .catch((stopErr: unknown) =>
+        logger.error({ err: messageOf(stopErr) }, 'cleaning up after the failed start failed too'),
+      );
     await snapshotStore.close();
     await store.close();
     throw new StartupError(messageOf(err), { cause: err });
@@ -185,7 +195,13 @@ async function assemble(config: Config, options: StartOptions, logger: Logger): 
   try {
     server = await listen(app.fetch, config);
   } catch (err) {
-    await manager.stop({ cleanup: config.AUTO_CLEANUP });
+    // The start's own error is the one to report: a cleanup that fails for the same reason (a
+    // backend that lacks what the start needed) is logged only.
+    await manager
+      .stop({ cleanup: config.AUTO_CLEANUP })
+      .catch((stopErr: unknown) =>
+        logger.error({ err: messageOf(stopErr) }, 'cleaning up after the failed start failed too'),
+      );
     await snapshotStore.close();
     await store.close();
     throw new StartupError(`cannot listen on ${config.HOST}:${config.PORT}: ${messageOf(err)}`, {

@@ -148,7 +148,12 @@ describe('DockerDeployer', () => {
     await deployer.ping();
     expect(await deployer.hasImage(image)).toBe(true);
     expect(await deployer.hasImage(`runtime-sandbox/does-not-exist-${runId}:never`)).toBe(false);
-    expect(await createDeployer(config, logger)).toBeInstanceOf(DockerDeployer);
+    expect(
+      await createDeployer(config, logger, {
+        sharedBootTokens: () => ({ nonce: '', token: '' }),
+        registry: { imageFor: () => '' },
+      }),
+    ).toBeInstanceOf(DockerDeployer);
   });
 
   it('creates a labelled, locked-down sandbox whose sandboxd answers on the published port', async () => {

@@ -21,7 +21,7 @@ import { discard, SandboxdClient } from '../../server/src/manager/sandboxd-clien
 import { runServerCli, waitForWarm } from '../../support/server-process.js';
 import { manifestAuthorization } from '../support/deploy-rbac.js';
 import { makeTlsMaterial, writeKubeconfig } from '../support/fake-kube/index.js';
-import { expectFileAndArchiveRoundTrip } from '../support/file-round-trip.js';
+import { expectExecRoundTrip, expectFileAndArchiveRoundTrip } from '../support/file-round-trip.js';
 import { kubernetesSettings, withFakeKube, withServer } from '../support/fixture.js';
 
 const TOKEN = 'kubernetes-proxy-test-token-0123456789';
@@ -89,21 +89,7 @@ describe('the server on Kubernetes through the API server’s pod proxy', () => 
     await expect(fetch(`http://${pod.status.podIP}:${SANDBOXD_PORT}/healthz`)).rejects.toThrow();
     const base = `/v1/sandboxes/${id}`;
 
-    const exec = await server.call('POST', `${base}/exec`, { command: 'echo "$GREETING"' });
-    expect(exec).toMatchObject({ status: 200, body: { exitCode: 0, stdout: 'via the proxy\n' } });
-    const stream = await server.fetch(`${base}/exec`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
-      body: JSON.stringify({ command: 'echo one; echo two >&2' }),
-    });
-    expect(stream.headers.get('content-type')).toContain('application/x-ndjson');
-    const events = (await stream.text())
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { type: string; data?: string; exitCode?: number });
-    expect(events).toContainEqual({ type: 'stdout', data: 'one\n' });
-    expect(events).toContainEqual({ type: 'stderr', data: 'two\n' });
-    expect(events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0 });
+    await expectExecRoundTrip(server, base, 'echo "$GREETING"', 'via the proxy\n');
 
     await expectFileAndArchiveRoundTrip(server, base, 'proxied');
 

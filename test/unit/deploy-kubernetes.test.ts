@@ -11,7 +11,7 @@ import { loadAllYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../../server/src/config/load.js';
-import { manifestRules } from '../support/deploy-rbac.js';
+import { AGENT_SANDBOX_RBAC_MANIFEST, manifestRules } from '../support/deploy-rbac.js';
 import { makeCluster } from '../support/fake-kube/cluster.js';
 import { fakeKubeOptionsSchema } from '../support/fake-kube/options.js';
 import { admitPod } from '../support/fake-kube/pod-admission.js';
@@ -43,37 +43,81 @@ function resourceOf(kind: string): string {
   return lower.endsWith('s') ? `${lower}es` : `${lower}s`;
 }
 
+/** The source of a deployer file. */
+const sourceOf = (file: string) => readFileSync(join(DEPLOYERS, file), 'utf8');
+
 /**
- * Every `group/resource verb` the Kubernetes deployer's source calls: `this.<client>.<operation>(`
- * on the clients it makes (VersionApi's /version is a non-resource URL every user may read), the
- * pod watch's list, and the watch on the path its ListWatch names.
+ * Every `group/resource verb` the given deployer sources call: `this.<client>.<operation>(` on the
+ * clients they make (VersionApi's /version is a non-resource URL every user may read), and the
+ * watch on the pods path an ObjectWatch is given (its list is one of those calls).
  */
-function permissionsCalled(): Set<string> {
-  const deployer = readFileSync(join(DEPLOYERS, 'kubernetes.ts'), 'utf8');
-  const podWatch = readFileSync(join(DEPLOYERS, 'kubernetes-pod-watch.ts'), 'utf8');
+function permissionsCalled(files: readonly string[]): Set<string> {
+  const sources = files.map(sourceOf);
   const groupOfField = new Map<string, string>();
-  for (const [, field = '', client = ''] of deployer.matchAll(
-    /this\.(\w+) = kubeConfig\.makeApiClient\((\w+)\)/g,
-  )) {
-    const group = GROUP_OF_CLIENT[client];
-    if (group !== undefined) groupOfField.set(field, group);
+  for (const source of sources) {
+    for (const [, field = '', client = ''] of source.matchAll(
+      /this\.(\w+) = kubeConfig\.makeApiClient\((\w+)\)/g,
+    )) {
+      const group = GROUP_OF_CLIENT[client];
+      if (group !== undefined) groupOfField.set(field, group);
+    }
   }
   const called = new Set<string>();
   const operation = /(create|read|list|replace|patch|delete)(?:Namespaced)?(\w+)\(/;
-  for (const [, field = '', call = ''] of deployer.matchAll(/this\.(\w+)\.(\w+\()/g)) {
-    const group = groupOfField.get(field);
-    const [, prefix = '', kind = ''] = operation.exec(call) ?? [];
-    if (group !== undefined && prefix !== '')
-      called.add(`${group}/${resourceOf(kind)} ${VERB_OF_OPERATION[prefix]}`);
+  for (const source of sources) {
+    for (const [, field = '', call = ''] of source.matchAll(/this\.(\w+)\.(\w+\()/g)) {
+      const group = groupOfField.get(field);
+      const [, prefix = '', kind = ''] = operation.exec(call) ?? [];
+      if (group !== undefined && prefix !== '')
+        called.add(`${group}/${resourceOf(kind)} ${VERB_OF_OPERATION[prefix]}`);
+    }
+    for (const [, resource = ''] of source.matchAll(
+      /path: `\/api\/v1\/namespaces\/\$\{namespace\}\/(\w+)`/g,
+    )) {
+      called.add(`/${resource} watch`);
+    }
   }
-  for (const [, prefix = '', kind = ''] of podWatch.matchAll(/core\.(list)Namespaced(\w+)\(/g)) {
-    called.add(`/${resourceOf(kind)} ${VERB_OF_OPERATION[prefix]}`);
-  }
-  // A ListWatch watches the path it is given (after the list above).
-  for (const [, resource = ''] of podWatch.matchAll(
-    /new ListWatch<\w+>\(\s*`\/api\/v1\/namespaces\/\$\{namespace\}\/(\w+)`/g,
+  return called;
+}
+
+/**
+ * Every `group/resource verb` the agent-sandbox deployer calls through CustomObjectsApi:
+ * `this.custom.<operation>NamespacedCustomObject({ ...RESOURCE` names its resource constant (from
+ * kubernetes-agent-sandbox-objects.ts); a call spreading the variable `resource` is made for each
+ * constant that its method is called with (`this.<method>(RESOURCE`) or iterates over
+ * (`for (const resource of [A, B])`); and the watch on the path `resourcePath(RESOURCE` names.
+ */
+function customPermissionsCalled(): Set<string> {
+  const objects = sourceOf('kubernetes-agent-sandbox-objects.ts');
+  const resources = new Map<string, string>();
+  for (const [, constant = '', group = '', plural = ''] of objects.matchAll(
+    /export const (\w+): CustomResource = \{\s*group: '([^']+)',\s*version: '[^']+',\s*plural: '([^']+)',?\s*\}/g,
   )) {
-    called.add(`/${resource} watch`);
+    resources.set(constant, `${group}/${plural}`);
+  }
+  const source = sourceOf('kubernetes-agent-sandbox.ts');
+  const headers = [...source.matchAll(/^ {2}(?:(?:private|protected|override|async|readonly) )*(\w+)\(/gm)];
+  const called = new Set<string>();
+  const verbs = { ...VERB_OF_OPERATION, get: 'get' } as Record<string, string>;
+  headers.forEach((header, index) => {
+    const body = source.slice(header.index, headers[index + 1]?.index ?? source.length);
+    const passed = [...source.matchAll(new RegExp(`this\\.${header[1]}\\((\\w+)`, 'g'))].map(
+      ([, c = '']) => c,
+    );
+    const iterated = [...body.matchAll(/for \(const resource of \[([^\]]+)\]\)/g)].flatMap(([, list = '']) =>
+      list.split(',').map((c) => c.trim()),
+    );
+    for (const [, op = '', spread = ''] of body.matchAll(
+      /this\.custom\.(\w+)NamespacedCustomObject\(\s*\{\s*\.\.\.(\w+)/g,
+    )) {
+      for (const constant of spread === 'resource' ? [...passed, ...iterated] : [spread]) {
+        const resource = resources.get(constant);
+        if (resource !== undefined) called.add(`${resource} ${verbs[op]}`);
+      }
+    }
+  });
+  for (const [, constant = ''] of source.matchAll(/path: resourcePath\((\w+)/g)) {
+    called.add(`${resources.get(constant)} watch`);
   }
   return called;
 }
@@ -244,12 +288,33 @@ describe('deploy/kubernetes', () => {
   });
 
   it('grants the server exactly the API calls the Kubernetes deployer makes, and nothing more', () => {
-    const called = permissionsCalled();
+    const called = permissionsCalled(['kubernetes-base.ts', 'kubernetes.ts']);
     // The parse found the calls it should (a changed call style would otherwise pass silently).
     expect(called).toContain('/pods create');
     expect(called).toContain('/pods watch');
     const granted = permissionsGranted([...manifestRules('Role'), ...manifestRules('ClusterRole')]);
     expect([...granted].sort()).toEqual([...called].sort());
     expect(JSON.stringify(manifestRules('Role'))).not.toContain('*');
+  });
+
+  it('grants K8S_MODE=agent-sandbox, in its optional Role, exactly the custom objects its deployer uses', () => {
+    const custom = customPermissionsCalled();
+    // The parse found the calls it should (a changed call style would otherwise pass silently).
+    expect(custom).toContain('extensions.agents.x-k8s.io/sandboxclaims create');
+    expect(custom).toContain('extensions.agents.x-k8s.io/sandboxclaims watch');
+    expect(custom).toContain('extensions.agents.x-k8s.io/sandboxtemplates update');
+    const role = permissionsGranted(manifestRules('Role', AGENT_SANDBOX_RBAC_MANIFEST));
+    expect([...role].sort()).toEqual([...custom].sort());
+    // Its other calls are the base deployer's, which the main Role grants.
+    const base = permissionsGranted([...manifestRules('Role'), ...manifestRules('ClusterRole')]);
+    for (const call of permissionsCalled(['kubernetes-base.ts', 'kubernetes-agent-sandbox.ts'])) {
+      expect(base).toContain(call);
+    }
+    const [binding] = loadAllYaml(readFileSync(AGENT_SANDBOX_RBAC_MANIFEST, 'utf8')).filter(
+      (doc: unknown) => objectSchema.parse(doc).kind === 'RoleBinding',
+    );
+    expect(binding).toMatchObject({
+      subjects: [{ kind: 'ServiceAccount', name: only('ServiceAccount').metadata.name }],
+    });
   });
 });

@@ -310,6 +310,18 @@ export const configSchema = z
      */
     K8S_ACCESS: z.enum(['pod-ip', 'proxy']).default('pod-ip'),
     /**
+     * What a sandbox is on the cluster. `pods`: one bare Pod per sandbox. `agent-sandbox`: a
+     * SandboxClaim of kubernetes-sigs/agent-sandbox per sandbox, against a SandboxWarmPool and
+     * SandboxTemplate per type that the server applies at start; that project's CRDs and
+     * controller must be installed (checked at start).
+     */
+    K8S_MODE: z.enum(['pods', 'agent-sandbox']).default('pods'),
+    /**
+     * With K8S_MODE=agent-sandbox: replicas of each type's SandboxWarmPool, the ready sandboxes the
+     * server's own pool refills from. Empty: POOL_SIZE.
+     */
+    K8S_WARM_POOL_REPLICAS: z.coerce.number().int().min(0).max(1000).optional(),
+    /**
      * The Pod Security profile sandbox pods meet. `restricted`: sandboxd runs as the type's user,
      * with no capability, so the code shares its uid (the pod, and K8S_RUNTIME_CLASS, are the
      * boundary). `baseline`: sandboxd starts as root with its few capabilities and runs the code as

@@ -72,7 +72,19 @@ export interface DeployedSandbox {
   /** Backend handle (container id, pod name). */
   handle: string;
   endpoint: Endpoint;
+  /**
+   * Set when sandboxd booted with a token shared by several sandboxes (a template's, from
+   * SharedBootTokens) instead of `CreateSpec.bootToken`: that token's nonce, which the record then
+   * keeps until /init replaces the token with the sandbox's own.
+   */
+  bootNonce?: string;
 }
+
+/**
+ * Boot tokens for backends whose sandboxes start from a shared template and so cannot each boot
+ * with their own token: the one token of `scope` (for the template) and its nonce (for records).
+ */
+export type SharedBootTokens = (scope: string) => { nonce: string; token: string };
 
 export interface ContainerSummary {
   handle: string;
@@ -148,7 +160,10 @@ export interface Deployer {
 }
 
 /** The environment of a sandbox's container: the type's own, then what sandboxd reads at start. */
-export function sandboxEnv(spec: CreateSpec, config: Config): Record<string, string> {
+export function sandboxEnv(
+  spec: Pick<CreateSpec, 'type' | 'bootToken'>,
+  config: Config,
+): Record<string, string> {
   return {
     ...spec.type.env,
     [SANDBOXD_ENV.bootToken]: spec.bootToken,

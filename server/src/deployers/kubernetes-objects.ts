@@ -9,9 +9,11 @@
  */
 import { createHash } from 'node:crypto';
 import type {
+  KubernetesObject,
   V1NetworkPolicy,
   V1NetworkPolicyEgressRule,
   V1Pod,
+  V1PodSpec,
   V1SecurityContext,
 } from '@kubernetes/client-node';
 import { isAddressRange, parseRunAs, SANDBOXD_CAPABILITIES, SANDBOXD_PORT } from '@runtime-sandbox/contract';
@@ -67,8 +69,20 @@ export function deploymentSelector(deploymentId: string): string {
   return `${POD_LABELS.managedBy}=${MANAGED_BY_VALUE},${POD_LABELS.deployment}=${labelValue(deploymentId)}`;
 }
 
+/** The labels (and annotations) of the object that stands for one sandbox: its pod, or its claim. */
+export function sandboxLabels(spec: CreateSpec): ReturnType<typeof labelled> {
+  return labelled({
+    managedBy: MANAGED_BY_VALUE,
+    deployment: spec.deploymentId,
+    replica: spec.replicaId,
+    sandboxId: spec.sandboxId,
+    type: spec.type.name,
+    pool: String(spec.pooled),
+  });
+}
+
 /** Labels and the annotations that keep their true values. */
-function labelled(values: Partial<Record<LabelName, string>>): {
+export function labelled(values: Partial<Record<LabelName, string>>): {
   labels: Record<string, string>;
   annotations: Record<string, string>;
 } {
@@ -82,8 +96,9 @@ function labelled(values: Partial<Record<LabelName, string>>): {
 }
 
 /** The true value of label `name` on an object this deployer made. */
-export function labelOf(pod: V1Pod, name: LabelName): string | undefined {
-  return pod.metadata?.annotations?.[POD_LABELS[name]] ?? pod.metadata?.labels?.[POD_LABELS[name]];
+export function labelOf(object: KubernetesObject, name: LabelName): string | undefined {
+  const { metadata } = object;
+  return metadata?.annotations?.[POD_LABELS[name]] ?? metadata?.labels?.[POD_LABELS[name]];
 }
 
 /**
@@ -148,7 +163,22 @@ function securityContextOf(type: SandboxType, config: Config): V1SecurityContext
  * allows setting one later, and lowering it, but never raising it.
  */
 export function sandboxPod(spec: CreateSpec, podName: string, config: Config): V1Pod {
-  const { type } = spec;
+  const { labels, annotations } = sandboxLabels(spec);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: podName, labels, annotations },
+    spec: sandboxPodSpec(spec.type, spec.image, sandboxEnv(spec, config), config),
+  };
+}
+
+/** The spec of a sandbox's pod: one container of `image` with sandboxd's `env`, locked down. */
+export function sandboxPodSpec(
+  type: SandboxType,
+  image: string,
+  env: Record<string, string>,
+  config: Config,
+): V1PodSpec {
   const { gid } = parseRunAs(type.security.user);
   const quantity = {
     cpu: `${Math.round(type.resources.cpus * 1000)}m`,
@@ -157,67 +187,54 @@ export function sandboxPod(spec: CreateSpec, podName: string, config: Config): V
   const writable = Object.entries(type.storage.writable);
   const ephemeral = `${type.resources.workspaceMiB + CONTAINER_LAYER_MIB}Mi`;
   const resources = { ...quantity, 'ephemeral-storage': ephemeral };
-  const { labels, annotations } = labelled({
-    managedBy: MANAGED_BY_VALUE,
-    deployment: spec.deploymentId,
-    replica: spec.replicaId,
-    sandboxId: spec.sandboxId,
-    type: type.name,
-    pool: String(spec.pooled),
-  });
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: podName, labels, annotations },
-    spec: {
-      restartPolicy: 'Never',
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      hostNetwork: false,
-      hostPID: false,
-      hostIPC: false,
-      ...(config.K8S_RUNTIME_CLASS ? { runtimeClassName: config.K8S_RUNTIME_CLASS } : {}),
-      ...(Object.keys(config.K8S_NODE_SELECTOR).length > 0 ? { nodeSelector: config.K8S_NODE_SELECTOR } : {}),
-      ...(config.K8S_TOLERATIONS.length > 0 ? { tolerations: config.K8S_TOLERATIONS } : {}),
-      ...(config.K8S_IMAGE_PULL_SECRETS.length > 0
-        ? { imagePullSecrets: config.K8S_IMAGE_PULL_SECRETS.map((name) => ({ name })) }
-        : {}),
-      securityContext: {
-        ...(config.K8S_POD_SECURITY === 'restricted' ? { runAsNonRoot: true } : {}),
-        // Volumes are the group's, so the code (and a non-root sandboxd) may write them.
-        fsGroup: gid,
-        seccompProfile: { type: 'RuntimeDefault' },
-      },
-      containers: [
-        {
-          name: CONTAINER,
-          image: spec.image,
-          imagePullPolicy: config.K8S_IMAGE_PULL_POLICY,
-          env: Object.entries(sandboxEnv(spec, config)).map(([name, value]) => ({ name, value })),
-          ports: [{ name: SANDBOXD_PORT_NAME, containerPort: SANDBOXD_PORT, protocol: 'TCP' }],
-          readinessProbe: {
-            httpGet: { path: '/healthz', port: SANDBOXD_PORT_NAME },
-            periodSeconds: 1,
-            timeoutSeconds: 1,
-            failureThreshold: 3,
-          },
-          resources: { requests: resources, limits: resources },
-          securityContext: securityContextOf(type, config),
-          volumeMounts: [
-            { name: 'workspace', mountPath: WORKSPACE },
-            ...writable.map(([path], index) => ({ name: `writable-${index}`, mountPath: path })),
-          ],
-        },
-      ],
-      volumes: [
-        { name: 'workspace', emptyDir: { sizeLimit: `${type.resources.workspaceMiB}Mi` } },
-        // In memory, as Docker's tmpfs: it counts against the memory limit, not the node's disk.
-        ...writable.map(([, sizeMiB], index) => ({
-          name: `writable-${index}`,
-          emptyDir: { medium: 'Memory', sizeLimit: `${sizeMiB}Mi` },
-        })),
-      ],
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    hostNetwork: false,
+    hostPID: false,
+    hostIPC: false,
+    ...(config.K8S_RUNTIME_CLASS ? { runtimeClassName: config.K8S_RUNTIME_CLASS } : {}),
+    ...(Object.keys(config.K8S_NODE_SELECTOR).length > 0 ? { nodeSelector: config.K8S_NODE_SELECTOR } : {}),
+    ...(config.K8S_TOLERATIONS.length > 0 ? { tolerations: config.K8S_TOLERATIONS } : {}),
+    ...(config.K8S_IMAGE_PULL_SECRETS.length > 0
+      ? { imagePullSecrets: config.K8S_IMAGE_PULL_SECRETS.map((name) => ({ name })) }
+      : {}),
+    securityContext: {
+      ...(config.K8S_POD_SECURITY === 'restricted' ? { runAsNonRoot: true } : {}),
+      // Volumes are the group's, so the code (and a non-root sandboxd) may write them.
+      fsGroup: gid,
+      seccompProfile: { type: 'RuntimeDefault' },
     },
+    containers: [
+      {
+        name: CONTAINER,
+        image,
+        imagePullPolicy: config.K8S_IMAGE_PULL_POLICY,
+        env: Object.entries(env).map(([name, value]) => ({ name, value })),
+        ports: [{ name: SANDBOXD_PORT_NAME, containerPort: SANDBOXD_PORT, protocol: 'TCP' }],
+        readinessProbe: {
+          httpGet: { path: '/healthz', port: SANDBOXD_PORT_NAME },
+          periodSeconds: 1,
+          timeoutSeconds: 1,
+          failureThreshold: 3,
+        },
+        resources: { requests: resources, limits: resources },
+        securityContext: securityContextOf(type, config),
+        volumeMounts: [
+          { name: 'workspace', mountPath: WORKSPACE },
+          ...writable.map(([path], index) => ({ name: `writable-${index}`, mountPath: path })),
+        ],
+      },
+    ],
+    volumes: [
+      { name: 'workspace', emptyDir: { sizeLimit: `${type.resources.workspaceMiB}Mi` } },
+      // In memory, as Docker's tmpfs: it counts against the memory limit, not the node's disk.
+      ...writable.map(([, sizeMiB], index) => ({
+        name: `writable-${index}`,
+        emptyDir: { medium: 'Memory', sizeLimit: `${sizeMiB}Mi` },
+      })),
+    ],
   };
 }
 
@@ -227,18 +244,24 @@ const MAX_DEADLINE_SECONDS = 2_147_483_647;
 const DEADLINE_SLACK_SECONDS = 10;
 
 /**
+ * How long after a claim's hard expiry a backend's own backstop may end the sandbox: time in which
+ * the reaper, which also gives back what the sandbox holds, normally ends it first. The reaper runs
+ * every MAINTENANCE_INTERVAL_MS, and a LEADER_LEASE_MS later when the leader has just changed.
+ */
+export function reaperGraceMs(config: Pick<Config, 'MAINTENANCE_INTERVAL_MS' | 'LEADER_LEASE_MS'>): number {
+  return config.MAINTENANCE_INTERVAL_MS + config.LEADER_LEASE_MS + DEADLINE_SLACK_SECONDS * 1000;
+}
+
+/**
  * The activeDeadlineSeconds of a claimed pod, which the kubelet counts from the pod's startTime
- * (`startedAt`, ms): its claim's hard expiry `expiresAt` (ms), plus a grace in which the reaper,
- * which also gives back what the sandbox holds, normally ends it first. The reaper runs every
- * MAINTENANCE_INTERVAL_MS, and a LEADER_LEASE_MS later when the leader has just changed.
+ * (`startedAt`, ms): its claim's hard expiry `expiresAt` (ms), plus reaperGraceMs.
  */
 export function claimDeadlineSeconds(
   startedAt: number,
   expiresAt: number,
   config: Pick<Config, 'MAINTENANCE_INTERVAL_MS' | 'LEADER_LEASE_MS'>,
 ): number {
-  const graceMs = config.MAINTENANCE_INTERVAL_MS + config.LEADER_LEASE_MS + DEADLINE_SLACK_SECONDS * 1000;
-  const seconds = Math.ceil((expiresAt + graceMs - startedAt) / 1000);
+  const seconds = Math.ceil((expiresAt + reaperGraceMs(config) - startedAt) / 1000);
   return Math.min(MAX_DEADLINE_SECONDS, Math.max(1, seconds));
 }
 

@@ -107,6 +107,7 @@ export class Provisioner {
         record = await this.stillCreating(id, {
           handle: deployed.handle,
           endpoint: deployed.endpoint,
+          ...(deployed.bootNonce === undefined ? {} : { tokenNonce: deployed.bootNonce }),
         });
         await waitForSandboxd(deployed.endpoint, {
           timeoutMs: type.timeouts.readyMs,

@@ -11,6 +11,11 @@ import type { SandboxRecord } from '../state/state-store.js';
 /** Binds the secret derived from BEARER_TOKEN to this one use, so it is not the API token itself. */
 const HKDF_INFO = 'runtime-sandbox sandbox tokens';
 const SECRET_BYTES = 32;
+/**
+ * Starts the nonce of a token shared by a scope's sandboxes (SandboxTokens.shared); issued nonces
+ * are base64url, which has no '.', so the two never meet.
+ */
+const SHARED_PREFIX = 'shared.';
 
 export interface IssuedToken {
   /** Goes into the record. */
@@ -52,9 +57,20 @@ export class SandboxTokens {
     return { nonce, token: this.derive(sandboxId, nonce) };
   }
 
+  /**
+   * The boot token of every sandbox in `scope` (e.g. a template's pods, which cannot each get their
+   * own), and the nonce a record keeps while its sandboxd still expects that token. It is derived
+   * under an empty sandbox id, which no record has, so it is no sandbox's own token.
+   */
+  shared(scope: string): IssuedToken {
+    const nonce = `${SHARED_PREFIX}${scope}`;
+    return { nonce, token: this.derive('', nonce) };
+  }
+
   /** The token sandboxd currently expects from this record's sandbox. */
   tokenFor(record: Pick<SandboxRecord, 'id' | 'tokenNonce'>): string {
-    return this.derive(record.id, record.tokenNonce);
+    const shared = record.tokenNonce.startsWith(SHARED_PREFIX);
+    return this.derive(shared ? '' : record.id, record.tokenNonce);
   }
 
   private derive(sandboxId: string, nonce: string): string {

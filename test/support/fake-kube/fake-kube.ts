@@ -5,6 +5,8 @@ import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
+import { type AgentSandboxObject, type AgentSandboxStores, agentSandboxRoutes } from './agent-sandbox-api.js';
+import { AgentSandboxController } from './agent-sandbox-controller.js';
 import { ApiServer, type RecordedRequest, type Route } from './api-server.js';
 import { makeCluster } from './cluster.js';
 import { clusterRoutes } from './cluster-api.js';
@@ -39,6 +41,8 @@ export interface FakeKube {
   /** The current pod objects (copies), of one namespace or all. */
   pods(namespace?: string): Pod[];
   networkPolicies(namespace?: string): NetworkPolicy[];
+  /** With `agentSandbox`: its current objects (copies) by kind, of one namespace or all. */
+  agentSandboxObjects(kind: keyof AgentSandboxStores, namespace?: string): AgentSandboxObject[];
   /** The Docker container id running a pod, once created. */
   containerIdOf(podName: string, namespace?: string): string | undefined;
   /** Pod creates answer 403 `pods "x" is forbidden: <message>` (a ResourceQuota refusal) until acceptCreates(). */
@@ -74,6 +78,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
   const policies = new ResourceStore<NetworkPolicy>(clock, settings.watchHistorySize);
   const cluster = makeCluster(settings, clock);
   const gate: CreateGate = { quotaRefusal: undefined };
+  const agentSandbox: AgentSandboxStores = {
+    sandboxes: new ResourceStore(clock, settings.watchHistorySize),
+    claims: new ResourceStore(clock, settings.watchHistorySize),
+    templates: new ResourceStore(clock, settings.watchHistorySize),
+    warmPools: new ResourceStore(clock, settings.watchHistorySize),
+  };
   const agent = new NodeAgent({
     docker,
     pods,
@@ -99,14 +109,26 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     ...clusterRoutes(cluster, clock, (): string => `127.0.0.1:${server.port}`),
     ...podRoutes({ pods, clock, cluster, runtime: agent, gate, bookmarkIntervalMs, openWatches }),
     ...networkPolicyRoutes({ policies, clock, cluster, bookmarkIntervalMs, openWatches }),
+    ...(settings.agentSandbox
+      ? agentSandboxRoutes({ stores: agentSandbox, clock, cluster, bookmarkIntervalMs, openWatches })
+      : []),
   ];
+  const controller = new AgentSandboxController({
+    stores: agentSandbox,
+    pods,
+    cluster,
+    gate,
+    runtime: agent,
+  });
   const serving = tls === undefined ? undefined : { cert: tls.certPem, key: tls.keyPem };
   const server: ApiServer = new ApiServer(routes, token, openWatches, serving, settings.authorization);
   try {
     await agent.start();
+    if (settings.agentSandbox) controller.start();
     await server.listen();
   } catch (error) {
     await server.close();
+    await controller.stop();
     await agent.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw error;
@@ -133,6 +155,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     pods: (namespace) => pods.list((pod) => namespace === undefined || pod.metadata.namespace === namespace),
     networkPolicies: (namespace) =>
       policies.list((policy) => namespace === undefined || policy.metadata.namespace === namespace),
+    agentSandboxObjects: (kind, namespace) =>
+      agentSandbox[kind].list((object) => namespace === undefined || object.metadata.namespace === namespace),
     containerIdOf: (podName, namespace = Object.keys(settings.namespaces)[0] ?? 'default') =>
       agent.containerIdOf(namespace, podName),
     refuseCreates: (message = DEFAULT_QUOTA_REFUSAL) => {
@@ -144,6 +168,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     expireWatchHistory: () => {
       pods.expireHistory();
       policies.expireHistory();
+      for (const store of Object.values(agentSandbox)) store.expireHistory();
     },
     dropWatches: () => server.dropWatches(),
     goDown: () => server.close(),
@@ -152,6 +177,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
       stopped ??= (async () => {
         server.dropWatches();
         await server.close();
+        await controller.stop();
         await agent.stop();
         rmSync(dir, { recursive: true, force: true });
       })();

@@ -26,6 +26,22 @@
  *   (no follow), pods/proxy (HTTP to the pod, streaming both ways, `Authorization` and
  *   hop-by-hop headers dropped as the apiserver does);
  * - networkpolicies: create, get, list, watch, delete;
+ * - with `agentSandbox`, kubernetes-sigs/agent-sandbox's CRDs and controller (agent-sandbox-api.ts,
+ *   agent-sandbox-controller.ts): `agents.x-k8s.io/v1beta1` sandboxes and
+ *   `extensions.agents.x-k8s.io/v1beta1` sandboxclaims, sandboxtemplates and sandboxwarmpools
+ *   (create, get, list, watch, replace under a resourceVersion, merge patch, delete; 404 without
+ *   the option, as a cluster without the CRDs answers). Written from that project's Go source
+ *   (github.com/kubernetes-sigs/agent-sandbox at 2fd412d, Aug 2026): api/v1beta1/sandbox_types.go,
+ *   extensions/api/v1beta1/{sandboxclaim,sandboxtemplate,sandboxwarmpool}_types.go,
+ *   controllers/sandbox_controller.go, extensions/controllers/{sandboxclaim,sandboxwarmpool}_controller.go.
+ *   v1beta1 is the storage version there (v1alpha1 is still served through a conversion webhook);
+ *   a claim names its pool (`spec.warmPoolRef`, since it replaced `spec.sandboxTemplateRef`), the
+ *   pool its template (`spec.sandboxTemplateRef`), and the claim reports its Sandbox (whose pod has
+ *   the same name) in `status.sandbox.name` and `.podIPs`, with a Ready condition mirrored from
+ *   the Sandbox's (True once the pod is Running and Ready with an IP); adopting a warm sandbox moves
+ *   its controller ownerReference from the pool to the claim, and garbage collection deletes the
+ *   Sandbox and pod when the claim goes. What the controller here does not model is listed in
+ *   agent-sandbox-controller.ts; the CRDs' OpenAPI validation and discovery entries are not served;
  * - watches: chunked newline-delimited events; replay from a bounded history; 410 Expired as a
  *   single ERROR event when the version is older than the history; BOOKMARKs (every
  *   bookmarkIntervalMs, default a minute like the apiserver's); timeoutSeconds.
@@ -49,11 +65,12 @@
  *   the host), Services, DNS, egress beyond this machine (the bridge does not masquerade);
  * - only declared containerPorts are reachable at the pod IP (a real pod answers on any port),
  *   readiness probes included;
- * - update (PUT) of anything but NetworkPolicies, patch of anything but pods, and deleteCollection
+ * - update (PUT) of anything but NetworkPolicies and agent-sandbox objects, patch of anything but
+ *   pods and agent-sandbox objects, and deleteCollection
  *   (405); JSON patches and server-side apply (415); the other fields a pod update may change
  *   (container images, added tolerations: refused as immutable), strategic merge's list merging
- *   and directives; status subresources, managedFields, finalizers, ownerReferences and garbage
- *   collection, dryRun, list pagination (limit/continue are ignored), sendInitialEvents,
+ *   and directives; status subresources (agent-sandbox objects drop a sent status), managedFields,
+ *   finalizers, ownerReferences and garbage collection (except agent-sandbox's own), dryRun, list pagination (limit/continue are ignored), sendInitialEvents,
  *   resourceVersionMatch;
  * - unknown fields are kept as sent (no strict field validation, no warnings); quantities are kept
  *   as sent (not canonicalised);

@@ -31,13 +31,13 @@ import {
   qualifiedNameProblems,
 } from './name-rules.js';
 import {
+  createdMeta,
+  createdName,
   dropNulls,
-  generateName,
   type KubeObject,
-  newUid,
   objectMetaSchema,
+  replaceContent,
   type StoredMeta,
-  timestamp,
 } from './object-meta.js';
 import { parseJsonBody } from './request-input.js';
 import type { ResourceStore, ResourceVersionClock } from './resource-store.js';
@@ -205,10 +205,7 @@ function decode(raw: unknown, namespace: string): NetworkPolicy {
   if (input.kind !== undefined && input.kind !== 'NetworkPolicy')
     throw cannot(`kind "${input.kind}" is not a NetworkPolicy`);
   const metadata = input.metadata ?? {};
-  if (metadata.namespace !== undefined && metadata.namespace !== '' && metadata.namespace !== namespace) {
-    throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
-  }
-  const name = metadata.name || (metadata.generateName ? generateName(metadata.generateName) : '');
+  const name = createdName(metadata, namespace);
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -216,10 +213,7 @@ function decode(raw: unknown, namespace: string): NetworkPolicy {
       ...metadata,
       name,
       namespace,
-      uid: newUid(),
-      resourceVersion: '',
-      generation: 1,
-      creationTimestamp: timestamp(),
+      ...createdMeta(),
     } as StoredMeta,
     spec: { podSelector: {}, policyTypes: defaultPolicyTypes(input.spec ?? {}), ...input.spec },
   };
@@ -292,14 +286,7 @@ export function networkPolicyRoutes(ctx: NetworkPolicyApiContext): Route[] {
         'the object has been modified; please apply your changes to the latest version and try again',
       );
     }
-    const updated = ctx.policies.update(namespace, name, (draft) => {
-      draft.metadata.labels = policy.metadata.labels;
-      draft.metadata.annotations = policy.metadata.annotations;
-      if (JSON.stringify(draft.spec) !== JSON.stringify(policy.spec)) {
-        draft.spec = policy.spec;
-        draft.metadata.generation = (draft.metadata.generation ?? 1) + 1;
-      }
-    });
+    const updated = ctx.policies.update(namespace, name, (draft) => replaceContent(draft, policy));
     if (updated === undefined) throw notFound(NETWORK_POLICIES, name);
     return { status: 200, json: updated };
   };

@@ -1,6 +1,7 @@
 /** ObjectMeta: its wire shape, and what the apiserver fills in on create (uid, timestamps, generated names). */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { badRequest } from './api-status.js';
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -45,6 +46,25 @@ export function newUid(): string {
   return randomUUID();
 }
 
+/**
+ * The name of an object a create sends (its name, else one from generateName; '' when neither);
+ * a namespace in its metadata must be the request's.
+ */
+export function createdName(metadata: z.infer<typeof objectMetaSchema>, namespace: string): string {
+  if (metadata.namespace !== undefined && metadata.namespace !== '' && metadata.namespace !== namespace) {
+    throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+  }
+  return metadata.name || (metadata.generateName ? generateName(metadata.generateName) : '');
+}
+
+/** What the apiserver sets in a new object's metadata (the store stamps the resourceVersion). */
+export function createdMeta(): Pick<
+  StoredMeta,
+  'uid' | 'resourceVersion' | 'generation' | 'creationTimestamp'
+> {
+  return { uid: newUid(), resourceVersion: '', generation: 1, creationTimestamp: timestamp() };
+}
+
 /** apiserver's names.SimpleNameGenerator: five characters from an alphabet without vowels or look-alikes. */
 const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
@@ -67,4 +87,14 @@ export function dropNulls(value: unknown): unknown {
     );
   }
   return value;
+}
+
+/** An update (PUT) of `draft` to `next`: labels, annotations and spec; a changed spec is a new generation. */
+export function replaceContent<T extends KubeObject & { spec: unknown }>(draft: T, next: T): void {
+  draft.metadata.labels = next.metadata.labels;
+  draft.metadata.annotations = next.metadata.annotations;
+  if (JSON.stringify(draft.spec) !== JSON.stringify(next.spec)) {
+    draft.spec = next.spec;
+    draft.metadata.generation = (draft.metadata.generation ?? 1) + 1;
+  }
 }

@@ -38,6 +38,11 @@ export const fakeKubeOptionsSchema = z.object({
    * cluster's pod network looks from outside it: only the pods/proxy subresource reaches the pods.
    */
   unroutablePodIPs: z.boolean().default(false),
+  /**
+   * Serve kubernetes-sigs/agent-sandbox's CRDs (agent-sandbox-api.ts) and run its controller
+   * (agent-sandbox-controller.ts). Default off: their paths answer 404, as without the CRDs.
+   */
+  agentSandbox: z.boolean().default(false),
   /** The Docker engine's socket. */
   dockerSocket: z.string().default('/var/run/docker.sock'),
 });

@@ -78,7 +78,7 @@ async function deleteOptionsOf(request: ApiRequest): Promise<DeleteOptions> {
   return grace === undefined ? {} : { gracePeriodSeconds: grace };
 }
 
-function gracePeriodFor(pod: Pod, options: DeleteOptions): number {
+export function gracePeriodFor(pod: Pod, options: DeleteOptions): number {
   let grace = options.gracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
   if (!pod.spec.nodeName) grace = 0;
   if (pod.status.phase === 'Failed' || pod.status.phase === 'Succeeded') grace = 0;
@@ -101,6 +101,34 @@ function checkPreconditions(pod: Pod, options: DeleteOptions): void {
       `Precondition failed: ResourceVersion in precondition: ${resourceVersion}, ResourceVersion in object meta: ${pod.metadata.resourceVersion}`,
     );
   }
+}
+
+/**
+ * Deletes a pod with `grace` seconds (gracePeriodFor): 0 removes its container, then the object
+ * (DELETED); otherwise the object gets its deletionTimestamp and the node agent stops the
+ * container within the grace period. The pod as deleted, or undefined when it was already gone.
+ */
+export async function deletePod(
+  ctx: Pick<PodApiContext, 'pods' | 'runtime'>,
+  pod: Pod,
+  grace: number,
+): Promise<Pod | undefined> {
+  const { namespace, name, uid } = pod.metadata;
+  if (grace === 0) {
+    await ctx.runtime.removeNow(pod);
+    return ctx.pods.remove(namespace, name, uid) ?? pod;
+  }
+  const marked = ctx.pods.update(
+    namespace,
+    name,
+    (draft) => {
+      draft.metadata.deletionTimestamp = timestamp(new Date(Date.now() + grace * 1000));
+      draft.metadata.deletionGracePeriodSeconds = grace;
+    },
+    uid,
+  );
+  if (marked !== undefined) ctx.runtime.terminate(marked, grace);
+  return marked;
 }
 
 export function podRoutes(ctx: PodApiContext): Route[] {
@@ -137,22 +165,9 @@ export function podRoutes(ctx: PodApiContext): Route[] {
     const terminating = pod.metadata.deletionTimestamp !== undefined;
     if (terminating && grace >= (pod.metadata.deletionGracePeriodSeconds ?? 0))
       return { status: 200, json: pod };
-    if (grace === 0) {
-      await ctx.runtime.removeNow(pod);
-      return { status: 200, json: ctx.pods.remove(namespace, name, pod.metadata.uid) ?? pod };
-    }
-    const marked = ctx.pods.update(
-      namespace,
-      name,
-      (draft) => {
-        draft.metadata.deletionTimestamp = timestamp(new Date(Date.now() + grace * 1000));
-        draft.metadata.deletionGracePeriodSeconds = grace;
-      },
-      pod.metadata.uid,
-    );
-    if (marked === undefined) throw notFound(PODS, name);
-    ctx.runtime.terminate(marked, grace);
-    return { status: 200, json: marked };
+    const deleted = await deletePod(ctx, pod, grace);
+    if (deleted === undefined) throw notFound(PODS, name);
+    return { status: 200, json: deleted };
   };
 
   // The patch type is checked before the pod is looked up, as the patch handler does.

@@ -1,23 +1,30 @@
 /**
- * One watch over the deployment's pods (the client library's ListWatch: a list, then a watch from
- * its resourceVersion, a fresh list on 410 Gone), shared by every create that waits for its pod.
- * No pod is polled: a waiter hears each change of its pod as the watch delivers it. A watch that
- * breaks (the API server went away) is started again after a pause; until then waiters hear
- * nothing and their own deadline decides.
+ * One watch over the deployment's objects of one kind (its pods, or its SandboxClaims), with the
+ * client library's ListWatch: a list, then a watch from its resourceVersion, a fresh list on 410
+ * Gone. It is shared by every create that waits for its object. Nothing is polled: a waiter hears
+ * each change of its object as the watch delivers it. A watch that breaks (the API server went
+ * away) is started again after a pause; until then waiters hear nothing and their own deadline
+ * decides.
  *
  * Its cache is offered (`cached`) only while a watch is open: the list was taken and every change
  * since reaches it. From a break (or a clean end, before the watch is open again) it is not, as it
- * may miss deletions and new pods.
+ * may miss deletions and new objects.
  */
-import { type CoreV1Api, type KubeConfig, ListWatch, type V1Pod, Watch } from '@kubernetes/client-node';
+import {
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  ListWatch,
+  Watch,
+} from '@kubernetes/client-node';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Pause before a broken watch is started again, milliseconds. */
 const RESTART_MS = 1000;
 
-/** What a waiter hears: the pod as it is now, or that it was deleted. */
-export type PodChange = V1Pod | 'deleted';
+/** What a waiter hears: the object as it is now, or that it was deleted. */
+export type ObjectChange<T> = T | 'deleted';
 
 /** A Watch that says when its stream is open and when it ended (cleanly or not). */
 class TrackedWatch extends Watch {
@@ -43,9 +50,9 @@ class TrackedWatch extends Watch {
   }
 }
 
-export class PodWatch {
-  private readonly listWatch: ListWatch<V1Pod>;
-  private readonly waiters = new Map<string, Set<(change: PodChange) => void>>();
+export class ObjectWatch<T extends KubernetesObject> {
+  private readonly listWatch: ListWatch<T>;
+  private readonly waiters = new Map<string, Set<(change: ObjectChange<T>) => void>>();
   private readonly namespace: string;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -53,28 +60,33 @@ export class PodWatch {
 
   constructor(options: {
     kubeConfig: KubeConfig;
-    core: CoreV1Api;
+    /** The collection's path, e.g. `/api/v1/namespaces/<ns>/pods`. */
+    path: string;
+    /** Lists the collection with `labelSelector`. */
+    list: () => Promise<KubernetesListObject<T>>;
     namespace: string;
     labelSelector: string;
+    /** What is watched, for the log: `sandbox pods`. */
+    what: string;
     logger: Logger;
   }) {
-    const { namespace, labelSelector, core, logger } = options;
+    const { namespace, labelSelector, logger } = options;
     this.namespace = namespace;
-    this.listWatch = new ListWatch<V1Pod>(
-      `/api/v1/namespaces/${namespace}/pods`,
+    this.listWatch = new ListWatch<T>(
+      options.path,
       new TrackedWatch(options.kubeConfig, (open) => {
         this.open = open;
       }),
-      () => core.listNamespacedPod({ namespace, labelSelector }),
+      options.list,
       false,
       labelSelector,
     );
-    this.listWatch.on('add', (pod) => this.tell(pod, pod));
-    this.listWatch.on('update', (pod) => this.tell(pod, pod));
-    this.listWatch.on('delete', (pod) => this.tell(pod, 'deleted'));
+    this.listWatch.on('add', (object) => this.tell(object, object));
+    this.listWatch.on('update', (object) => this.tell(object, object));
+    this.listWatch.on('delete', (object) => this.tell(object, 'deleted'));
     this.listWatch.on('error', (err: unknown) => {
       if (this.stopped) return;
-      logger.warn({ err: messageOf(err) }, 'the watch on sandbox pods broke; starting it again');
+      logger.warn({ err: messageOf(err) }, `the watch on ${options.what} broke; starting it again`);
       clearTimeout(this.restartTimer);
       this.restartTimer = setTimeout(() => void this.listWatch.start(), RESTART_MS);
     });
@@ -91,22 +103,26 @@ export class PodWatch {
     await this.listWatch.stop();
   }
 
-  /** The pod as the watch last saw it. */
-  get(name: string): V1Pod | undefined {
+  /** The object as the watch last saw it. */
+  get(name: string): T | undefined {
     return this.listWatch.get(name, this.namespace);
   }
 
-  /** Every pod as the watch last saw it, while a watch is open; else undefined. */
-  cached(): readonly V1Pod[] | undefined {
+  /** Every object as the watch last saw it, while a watch is open; else undefined. */
+  cached(): readonly T[] | undefined {
     return this.open && !this.stopped ? this.listWatch.list(this.namespace) : undefined;
   }
 
   /**
-   * Calls `decide` with pod `name` as it is now (if the watch has seen it) and on each change, until
-   * it returns a value, which the promise then holds; or until `signal` aborts.
+   * Calls `decide` with object `name` as it is now (if the watch has seen it) and on each change,
+   * until it returns a value, which the promise then holds; or until `signal` aborts.
    */
-  until<T>(name: string, decide: (change: PodChange) => T | undefined, signal: AbortSignal): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+  until<R>(
+    name: string,
+    decide: (change: ObjectChange<T>) => R | undefined,
+    signal: AbortSignal,
+  ): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       const waiters = this.waiters.get(name) ?? new Set();
       this.waiters.set(name, waiters);
       const finish = (settle: () => void) => {
@@ -115,7 +131,7 @@ export class PodWatch {
         signal.removeEventListener('abort', onAbort);
         settle();
       };
-      const listener = (change: PodChange) => {
+      const listener = (change: ObjectChange<T>) => {
         const decided = decide(change);
         if (decided !== undefined) finish(() => resolve(decided));
       };
@@ -128,8 +144,8 @@ export class PodWatch {
     });
   }
 
-  private tell(pod: V1Pod, change: PodChange): void {
-    const name = pod.metadata?.name;
+  private tell(object: T, change: ObjectChange<T>): void {
+    const name = object.metadata?.name;
     if (name === undefined) return;
     for (const listener of [...(this.waiters.get(name) ?? [])]) listener(change);
   }
