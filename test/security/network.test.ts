@@ -8,6 +8,7 @@
  * metadata address and a private-range host (so no probe can leave the machine). Names resolve
  * through the server's resolver on each sandbox network, whose upstream is the stand-in's DNS
  * server: the rows at the end say which names each policy may resolve, and what leaves the host.
+ * Last, the filter is shared: another deployment's teardown leaves it to one that still runs.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,8 +20,8 @@ import { SANDBOXD_PORT } from '@runtime-sandbox/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../server/src/deployers/deployer.js';
 import { type RedisServer, startRedisServer } from '../../support/redis-server.js';
-import { docker, eventually } from '../../support/server-process.js';
-import { withServer } from '../support/fixture.js';
+import { docker, eventually, waitForWarm } from '../../support/server-process.js';
+import { withDeployment, withServer } from '../support/fixture.js';
 import {
   DNS_HOST,
   type InternetStandIn,
@@ -435,6 +436,33 @@ describe('network isolation', () => {
     const result = await exec(name, `python3 -c '${script}' ${resolver} ${host}`);
     return result.stdout.trim();
   }
+});
+
+/**
+ * The host filter is shared by every deployment on the host, and a deployment's bridges come with
+ * its first sandbox. So one deployment's teardown must not remove the filter while another runs
+ * with no sandbox yet: the sandboxes that one makes afterwards would have no filter at all.
+ */
+describe('the host filter, shared between deployments', () => {
+  const quiet = withServer('rsbx-sec-shared-quiet', { env: { POOL_SIZE: '0' } });
+  const other = withDeployment('rsbx-sec-shared-other');
+
+  it("stays for a deployment with no sandbox yet when another one's teardown finds no bridge left", async () => {
+    const leaving = await other.start({ env: { POOL_SIZE: '1' } });
+    await waitForWarm(leaving, 'base', 1);
+    // SIGTERM: its sandbox and bridges go, then its teardown; no sandbox bridge is left on the host.
+    expect(await leaving.stop()).toBe(0);
+
+    const acquired = await quiet.call<{ id: string }>('POST', '/v1/sandboxes', {});
+    expect(acquired.status).toBe(201);
+    const gateway = await gatewayOf(acquired.body.id);
+    const port = (hostListener.address() as AddressInfo).port;
+    expect(await reachableFromHost(gateway, port), 'the host listener from the host').toBe(true);
+    const probe = await quiet.call<{ stdout: string }>('POST', `/v1/sandboxes/${acquired.body.id}/exec`, {
+      command: `timeout ${CONNECT_TIMEOUT_S} bash -c 'exec 3<>/dev/tcp/${gateway}/${port}' 2>/dev/null && echo open || echo blocked`,
+    });
+    expect(probe.body.stdout.trim()).toBe('blocked');
+  });
 });
 
 async function containerOf(sandboxId: string) {

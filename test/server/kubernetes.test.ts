@@ -95,12 +95,14 @@ describe('the server on Kubernetes', () => {
   });
 
   it('while the API server is away: /readyz and cold acquires answer 503, warm sandboxes keep serving', async () => {
+    let served: string | undefined;
     await fake.goDown();
     try {
       const ready = await server.call<{ error: { code: string } }>('GET', '/readyz');
       expect(ready.status).toBe(503);
       const warm = await server.call<Info>('POST', '/v1/sandboxes', {});
       expect(warm).toMatchObject({ status: 201, body: { fromPool: true } });
+      served = warm.body.id;
       const exec = await server.call('POST', `/v1/sandboxes/${warm.body.id}/exec`, {
         command: 'echo still here',
       });
@@ -120,6 +122,9 @@ describe('the server on Kubernetes', () => {
     await eventually('/readyz to answer 200 again', async () =>
       (await server.fetch('/readyz')).status === 200 ? true : undefined,
     );
+    // Given back, so that the next tests start under MAX_SANDBOX_INSTANCES with only the pool.
+    if (served)
+      expect((await server.fetch(`/v1/sandboxes/${served}`, { method: 'DELETE' })).status).toBe(204);
     await waitForWarm(server, 'base', 1);
   });
 

@@ -10,14 +10,12 @@
  * the claims of servers outside it.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
+import { holdName, MAX_NAME_BYTES } from '../abstract-socket.js';
 import { type Config, deploymentIdOf } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 
 /** How many ids a server on default settings tries: `runtime-sandbox`, `runtime-sandbox-2`, ... */
 export const DEFAULT_ID_ATTEMPTS = 8;
-/** A unix socket path's limit; longer abstract names are cut short silently, so they are hashed. */
-const MAX_SOCKET_NAME_BYTES = 107;
 
 export interface DeploymentClaim {
   readonly deploymentId: string;
@@ -37,18 +35,8 @@ export class DeploymentTakenError extends Error {
 
 /** The claim on `deploymentId`, or null when another process holds it. */
 export async function holdClaim(deploymentId: string): Promise<DeploymentClaim | null> {
-  // Nobody has anything to say to the claim; a process that connects is hung up on.
-  const server = createServer((socket) => socket.destroy());
-  const listening = await new Promise<boolean>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      err.code === 'EADDRINUSE' ? resolve(false) : reject(err),
-    );
-    server.listen(socketName(deploymentId), () => resolve(true));
-  });
-  if (!listening) return null;
-  // The claim lasts as long as the process, but must not be what keeps it running.
-  server.unref();
-  return { deploymentId, release: () => close(server) };
+  const held = await holdName(socketName(deploymentId));
+  return held === null ? null : { deploymentId, release: () => held.release() };
 }
 
 /**
@@ -80,12 +68,9 @@ export async function claimDeployment(
   throw error;
 }
 
+/** Ids too long for a socket name are hashed. */
 function socketName(deploymentId: string): string {
-  const name = `\0runtime-sandbox/${deploymentId}`;
-  if (Buffer.byteLength(name) <= MAX_SOCKET_NAME_BYTES) return name;
-  return `\0runtime-sandbox/sha256:${createHash('sha256').update(deploymentId).digest('hex')}`;
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+  const name = `runtime-sandbox/${deploymentId}`;
+  if (Buffer.byteLength(name) + 1 <= MAX_NAME_BYTES) return name;
+  return `runtime-sandbox/sha256:${createHash('sha256').update(deploymentId).digest('hex')}`;
 }

@@ -21,10 +21,19 @@
  *
  * Applying is idempotent and atomic (iptables-restore declares the chains, which flushes and refills
  * them in one commit), so workers and replicas starting together cannot leave a half-made filter.
+ *
+ * The filter is shared by every server on the host, and a server's bridges come only with its
+ * first sandbox; so "no sandbox bridge left" does not mean "no one needs the filter". Each server
+ * that applied it holds a user name (abstract-socket.ts) until its teardown, or its death, and
+ * the filter goes only when no bridge and no user is left. Applying and removing run under a
+ * host-wide lock, so a removal never interleaves with an apply.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type HeldName, heldNames, holdName } from '../abstract-socket.js';
 
 /** Interface names of sandbox bridges; iptables' `+` is a prefix wildcard. */
 export const SANDBOX_BRIDGE_PREFIX = 'rsbx';
@@ -60,6 +69,29 @@ export const BLOCKED_IPV4_RANGES = [
   '240.0.0.0/4',
 ] as const;
 
+/** Held while the filter is applied or removed (several iptables calls each). */
+const FILTER_LOCK = 'runtime-sandbox/firewall/lock';
+/** Prefix of the names held by the servers using the filter. */
+const FILTER_USER_PREFIX = 'runtime-sandbox/firewall/user/';
+/** A lock holder runs a few iptables calls; one that keeps it longer than this is stuck. */
+const FILTER_LOCK_TIMEOUT_MS = 60_000;
+
+/** Runs `critical` holding FILTER_LOCK, waiting (5 ms, doubling to 100 ms) while another holds it. */
+async function withFilterLock<T>(critical: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + FILTER_LOCK_TIMEOUT_MS;
+  let lock = await holdName(FILTER_LOCK);
+  for (let delay = 5; lock === null; delay = Math.min(100, delay * 2)) {
+    if (Date.now() > deadline) throw new Error(`another process has held ${FILTER_LOCK} for over a minute`);
+    await sleep(delay);
+    lock = await holdName(FILTER_LOCK);
+  }
+  try {
+    return await critical();
+  } finally {
+    await lock.release();
+  }
+}
+
 function sandboxChain(address: string): string {
   return `${SANDBOX_CHAIN_PREFIX}${address}`;
 }
@@ -78,8 +110,42 @@ function run(file: string, args: string[], input?: string): Promise<string> {
 }
 
 export class SandboxFirewall {
-  /** Installs (or refreshes) the rules; throws with the tool's message when it cannot. */
+  /** This server's hold on the filter, from `apply` to `removeIfUnused`. */
+  private use: HeldName | undefined;
+
+  /**
+   * Installs (or refreshes) the rules and counts this server as their user until
+   * `removeIfUnused`; throws with the tool's message when it cannot.
+   */
   async apply(): Promise<void> {
+    await withFilterLock(async () => {
+      this.use ??= await this.holdUse();
+      await this.install();
+    });
+  }
+
+  /**
+   * Stops counting this server as a user, and removes the rules once no sandbox bridge (another
+   * deployment's included) and no other user is left.
+   */
+  async removeIfUnused(): Promise<boolean> {
+    return withFilterLock(async () => {
+      await this.use?.release();
+      this.use = undefined;
+      if ((await sandboxBridges()).length > 0) return false;
+      if ((await heldNames(FILTER_USER_PREFIX)).length > 0) return false;
+      await this.uninstall();
+      return true;
+    });
+  }
+
+  private async holdUse(): Promise<HeldName> {
+    const held = await holdName(`${FILTER_USER_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`);
+    if (held === null) throw new Error('a fresh random firewall user name is taken');
+    return held;
+  }
+
+  private async install(): Promise<void> {
     const blocked = [...BLOCKED_IPV4_RANGES, ...(await uplinkSubnets())];
     await this.ensureChain(ALLOW_CHAIN, 'DROP');
     await this.ensureChain(DNS_CHAIN, 'RETURN');
@@ -104,9 +170,7 @@ export class SandboxFirewall {
     await this.ensureJump('ip6tables', 'FORWARD', 'DROP');
   }
 
-  /** Removes the rules, but only once no sandbox bridge is left on the host (another deployment's included). */
-  async removeIfUnused(): Promise<boolean> {
-    if ((await sandboxBridges()).length > 0) return false;
+  private async uninstall(): Promise<void> {
     await this.removeJump('iptables', 'INPUT', INPUT_CHAIN);
     await this.removeRule('iptables', ['INPUT', ...DNS_JUMP]);
     await this.removeJump('iptables', 'DOCKER-USER', FORWARD_CHAIN);
@@ -121,7 +185,6 @@ export class SandboxFirewall {
       await run('iptables', ['-w', '-F', chain]).catch(() => undefined);
       await run('iptables', ['-w', '-X', chain]).catch(() => undefined);
     }
-    return true;
   }
 
   /**
