@@ -35,12 +35,12 @@ export async function holdName(name: string): Promise<HeldName | null> {
 /** The held names that start with `prefix`, whoever holds them (a name ending in `@` would lose it). */
 export async function heldNames(prefix: string): Promise<string[]> {
   const table = await readFile('/proc/net/unix', 'utf8');
+  // The table shows NUL bytes as `@`, and Node binds the whole sun_path, NUL-padded.
   return table
     .split('\n')
     .slice(1)
     .map((line) => line.trim().split(/\s+/)[7] ?? '')
     .filter((path) => path.startsWith(`@${prefix}`))
-    // The table shows NUL bytes as `@`, and Node binds the whole sun_path, NUL-padded.
     .map((path) => path.slice(1).replace(/@+$/, ''));
 }
 
