@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run and test runtime-sandbox: a Docker engine that answers,
-# redis-server and docker-registry on PATH (tests start their own instances), iptables and
-# iproute2, and the npm dependencies.
+# redis-server, docker-registry and docker-compose on PATH (tests start their own instances),
+# iptables and iproute2, and the npm dependencies.
 # Idempotent: quiet and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +52,8 @@ ensure_packages() {
   command -v losetup >/dev/null 2>&1 || missing+=(mount)
   # A registry on loopback for the tests of `runtime-sandbox-builder --push`.
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  # deploy/docker-compose.yml's test (Debian's Compose v1; the v2 plugin is not in Debian's archive).
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

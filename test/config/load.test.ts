@@ -84,6 +84,22 @@ describe('loadConfig', () => {
     expect(problem).not.toContain('short-secret-xyz');
   });
 
+  it('refuses a DOCKER_HOST the Docker deployer cannot drive, and takes the one it uses', () => {
+    const [remote] = problemsOf({ DOCKER_HOST: 'tcp://10.0.0.5:2376' });
+    expect(remote).toContain('DOCKER_HOST=tcp://10.0.0.5:2376 names a remote engine');
+    const [other] = problemsOf({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' });
+    expect(other).toContain('set it to /run/user/1000/docker.sock');
+    const same = {
+      DOCKER_HOST: 'unix:///run/user/1000/docker.sock',
+      DOCKER_SOCKET: '/run/user/1000/docker.sock',
+    };
+    expect(load(same).DOCKER_SOCKET).toBe('/run/user/1000/docker.sock');
+    // Kubernetes has no use for the engine: DOCKER_HOST is the CLI's business there.
+    expect(
+      load({ DOCKER_HOST: 'tcp://10.0.0.5:2376', CONTAINER_DEPLOYMENT: 'k8s' }).CONTAINER_DEPLOYMENT,
+    ).toBe('k8s');
+  });
+
   it('rejects an unknown CONTAINER_DEPLOYMENT, saying what was given', () => {
     const [problem] = problemsOf({ CONTAINER_DEPLOYMENT: 'swarm' });
     expect(problem).toMatch(/^CONTAINER_DEPLOYMENT: .*"docker".*\(got "swarm"\)$/);

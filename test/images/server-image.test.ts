@@ -17,15 +17,15 @@ import { parseMountTable } from '../../server/src/mount-table.js';
 import { packageRoot } from '../../server/src/package-root.js';
 import { eventually } from '../../support/eventually.js';
 import { freeLoopbackPort } from '../../support/free-port.js';
-import { IMAGE_ENV, testImage } from '../../support/images.js';
+import { IMAGE_ENV } from '../../support/images.js';
 import { containersOf, docker, removeContainersOf, removeMountDir } from '../../support/server-process.js';
-import { TSX_ARGS } from '../../support/tsx.js';
 import { testDeploymentId } from '../support/fixture.js';
 import { allocatePortRange } from '../support/port-ranges.js';
 import { expectCurlWalkthrough, runCommand, runReadmeShell } from '../support/readme.js';
+import { buildServerImage, SERVER_IMAGE } from '../support/server-image.js';
 
 const root = packageRoot();
-const IMAGE = testImage('server');
+const IMAGE = SERVER_IMAGE;
 const DEPLOYMENT = testDeploymentId('srvimg');
 const NAME = testDeploymentId('rsbx-server-image');
 const scratch = mkdtempSync(join(tmpdir(), 'rsbx-server-image-'));
@@ -57,21 +57,6 @@ async function networksOf(deploymentId: string): Promise<string[]> {
   return networks.map((network) => network.Name).filter((name) => name.startsWith(`${deploymentId}-`));
 }
 
-/** `runtime-sandbox-builder server` from source; what it did and how long it took. */
-async function buildWithBuilder(): Promise<{ status: 'built' | 'up to date'; ms: number }> {
-  const started = Date.now();
-  const run = await runCommand(
-    process.execPath,
-    [...TSX_ARGS, join(root, 'server/src/cli/builder.ts'), 'server'],
-    IMAGE_ENV,
-  );
-  const ms = Date.now() - started;
-  if (run.code !== 0) throw new Error(`the builder failed (exit ${run.code}):\n${run.out.slice(-4000)}`);
-  if (run.out.includes(`[server] up to date: ${IMAGE}`)) return { status: 'up to date', ms };
-  expect(run.out).toContain(`[server] built ${IMAGE}`);
-  return { status: 'built', ms };
-}
-
 function iptablesChains(): string[] {
   return execFileSync('iptables', ['-w', '-S'], { encoding: 'utf8' })
     .split('\n')
@@ -94,8 +79,8 @@ describe('the server image', () => {
   it('is built by runtime-sandbox-builder server, and a second build is skipped', {
     timeout: 600_000,
   }, async () => {
-    const first = await buildWithBuilder();
-    const second = await buildWithBuilder();
+    const first = await buildServerImage();
+    const second = await buildServerImage();
     expect(second.status).toBe('up to date');
     const info = await docker.getImage(IMAGE).inspect();
     const version = z
@@ -121,6 +106,36 @@ describe('the server image', () => {
     );
     expect(run.code).toBe(0);
     expect(run.out).toMatch(/"hash":\s*"sha256:[0-9a-f]{64}"/);
+  });
+
+  it('refuses to start in a network namespace of its own, saying why', async () => {
+    const deploymentId = testDeploymentId('srvimg-netns');
+    const run = await runCommand(
+      'docker',
+      [
+        'run',
+        '--rm',
+        '--user',
+        '0:0',
+        '--cap-drop',
+        'ALL',
+        '-v',
+        '/var/run/docker.sock:/var/run/docker.sock',
+        '-e',
+        `DEPLOYMENT_ID=${deploymentId}`,
+        '-e',
+        'WORKSPACE_QUOTA=false',
+        '-e',
+        'SANDBOX_FIREWALL=false',
+        IMAGE,
+      ],
+      {},
+    );
+    expect(run.code).not.toBe(0);
+    expect(run.out).toContain("this server does not share the Docker engine's network namespace");
+    expect(run.out).toContain('--network host');
+    expect(await containersOf(deploymentId)).toEqual([]);
+    expect(await networksOf(deploymentId)).toEqual([]);
   });
 
   it('runs as the README says and is ready within 5 s', async () => {

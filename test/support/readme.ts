@@ -48,9 +48,15 @@ export function runReadmeShell(name: string, env: Record<string, string>): Promi
   return runCommand('bash', ['-euo', 'pipefail', '-c', readmeBlock(name)], env);
 }
 
-/** The curl walkthrough against the server at `url`: acquired, ran, wrote, read, streamed, released. */
-export async function expectCurlWalkthrough(url: string): Promise<CommandRun> {
-  const run = await runReadmeShell('curl', { RUNTIME_SANDBOX_URL: url });
+/**
+ * The curl walkthrough against the server at `url`: acquired, ran, wrote, read, streamed, released.
+ * `env` goes to the shell too (e.g. a CURL_HOME whose .curlrc sends the bearer token).
+ */
+export async function expectCurlWalkthrough(
+  url: string,
+  env: Record<string, string> = {},
+): Promise<CommandRun> {
+  const run = await runReadmeShell('curl', { ...env, RUNTIME_SANDBOX_URL: url });
   expect(run.out).toContain('hello from sandbox in /workspace');
   expect(run.out).toContain('hi there');
   expect(run.out).toMatch(/"type":"stdout","data":"1\\n"[\s\S]*"type":"exit","exitCode":0/);

@@ -214,6 +214,11 @@ export const configSchema = z
     /** Docker runtime for every sandbox (`runsc` for gVisor, `kata-runtime`); a type may set its own. */
     DOCKER_RUNTIME: optionalString,
     DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
+    /**
+     * Read only to refuse what the Docker deployer cannot serve: a remote engine (`tcp://`,
+     * `ssh://`), or a local socket other than DOCKER_SOCKET (the Docker CLI's variable, often set).
+     */
+    DOCKER_HOST: optionalString,
 
     HEARTBEAT_TIMEOUT: z.coerce.number().int().min(1).default(300).describe('idle timeout, seconds'),
     /**
@@ -372,6 +377,10 @@ export const configSchema = z
         message: `CONTAINER_DEPLOYMENT=${c.CONTAINER_DEPLOYMENT} is not available yet; use docker or k8s`,
       });
     }
+    const dockerHostIssue = c.CONTAINER_DEPLOYMENT === 'docker' ? dockerHostIssueOf(c) : undefined;
+    if (dockerHostIssue !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['DOCKER_HOST'], message: dockerHostIssue });
+    }
     if (c.JSON_BYTES_IN_FLIGHT < c.MAX_JSON_BYTES) {
       ctx.addIssue({
         code: 'custom',
@@ -395,6 +404,23 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * Why DOCKER_HOST cannot be served, if it cannot. The Docker deployer makes each sandbox's
+ * workspace, its packet filter rules and its DNS resolver on the host it runs on, so the engine
+ * must be that host's, reached through its socket.
+ */
+function dockerHostIssueOf(c: Pick<Config, 'DOCKER_HOST' | 'DOCKER_SOCKET'>): string | undefined {
+  if (c.DOCKER_HOST === undefined) return undefined;
+  if (!c.DOCKER_HOST.startsWith('unix://')) {
+    return `DOCKER_HOST=${c.DOCKER_HOST} names a remote engine; the Docker deployer makes each sandbox's workspace, packet filter rules and DNS resolver on its own host, so it drives that host's engine only: run the server on the engine's host (README, "Run it as a container"), and unset DOCKER_HOST or set DOCKER_SOCKET`;
+  }
+  const socket = c.DOCKER_HOST.slice('unix://'.length);
+  if (socket !== c.DOCKER_SOCKET) {
+    return `DOCKER_HOST=${c.DOCKER_HOST} and DOCKER_SOCKET=${c.DOCKER_SOCKET} name different engines; the server uses DOCKER_SOCKET: set it to ${socket}, or unset DOCKER_HOST`;
+  }
+  return undefined;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -122,6 +122,7 @@ export class DockerDeployer implements Deployer {
    * WORKSPACE_QUOTA=off are the operator's explicit choices to go without them).
    */
   async prepare(types: readonly SandboxType[]): Promise<void> {
+    await this.checkEngineNetworkNamespace();
     if (this.config.WORKSPACE_QUOTA) {
       await QuotaWorkspaces.check().catch((error: unknown) => {
         throw new Error(
@@ -156,6 +157,23 @@ export class DockerDeployer implements Deployer {
       );
     });
     this.filtering = true;
+  }
+
+  /**
+   * Sandboxd is published on this host's SANDBOX_HOST_ADDRESS (or reached on a sandbox bridge),
+   * and the packet filter and the sandbox resolver live in this network namespace, so it must be
+   * the engine's: a server in a container with a network of its own would start, then reach no
+   * sandbox. Told by the engine's default bridge, when it has one (else by the first sandbox
+   * network, in createNetwork).
+   */
+  private async checkEngineNetworkNamespace(): Promise<void> {
+    let bridge: string | undefined;
+    try {
+      bridge = (await this.docker.getNetwork('bridge').inspect()).Options?.[BRIDGE_NAME_OPTION];
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+    if (bridge !== undefined) requireInterface(bridge);
   }
 
   /**
@@ -429,6 +447,7 @@ export class DockerDeployer implements Deployer {
       (existing) => existing ?? this.newNetwork(policy).then(() => this.existingNetwork(policy)),
     );
     if (!network) throw new Error(`Docker network ${name} vanished right after it was made`);
+    requireInterface(bridge);
     if (this.filtering) await this.firewall.acceptDns(bridge, network.gateway);
     await this.dns.serve(network.gateway, policy);
     return network;
@@ -509,6 +528,14 @@ export class DockerDeployer implements Deployer {
     if (!host) throw new Error(`container ${container.id} has no address on network ${network.name}`);
     return { host, port: SANDBOXD_PORT };
   }
+}
+
+/** Throws unless this process's network namespace has the engine's bridge `name`. */
+function requireInterface(name: string): void {
+  if (existsSync(`/sys/class/net/${name}`)) return;
+  throw new Error(
+    `this server does not share the Docker engine's network namespace (the engine's bridge ${name} is not among its interfaces): the Docker deployer reaches sandboxes and keeps their packet filter and DNS resolver in the engine's; run the server on the engine's host, or its container with --network host (README, "Run it as a container")`,
+  );
 }
 
 function statusOf(error: unknown): number | undefined {
