@@ -1,11 +1,14 @@
 /**
- * A sandboxd reached directly, with no server: the same `commands`, `files` and `archive` as a
+ * A sandboxd reached directly, with no server: the same `commands`, `files`, `archive`, `tools` and
+ * `python` as a
  * pooled `Sandbox`, so agent code written against `SandboxDataPlane` runs unchanged on either.
  * sandboxd's routes are the v1 data-plane routes without the `/v1/sandboxes/:id` prefix.
  */
 import { Archive } from './archive.js';
 import { Commands } from './commands.js';
 import { Files } from './files.js';
+import { Python } from './python.js';
+import { Tools } from './tools.js';
 import {
   type CallOptions,
   type ConnectionOptions,
@@ -20,6 +23,8 @@ export interface SandboxDataPlane {
   readonly commands: Commands;
   readonly files: Files;
   readonly archive: Archive;
+  readonly tools: Tools;
+  readonly python: Python;
 }
 
 export interface DirectConnectOptions extends ConnectionOptions {
@@ -34,6 +39,8 @@ export class DirectSandbox implements SandboxDataPlane {
   readonly commands: Commands;
   readonly files: Files;
   readonly archive: Archive;
+  readonly tools: Tools;
+  readonly python: Python;
   private readonly transport: Transport;
 
   /** @internal Use `Sandbox.connectDirect`, which also checks that sandboxd answers. */
@@ -43,6 +50,8 @@ export class DirectSandbox implements SandboxDataPlane {
     this.commands = new Commands(this.transport);
     this.files = new Files(this.transport);
     this.archive = new Archive(this.transport);
+    this.tools = new Tools(this.transport);
+    this.python = new Python(this.transport);
   }
 
   /** sandboxd's health answer; throws UpstreamError when it cannot be reached. */

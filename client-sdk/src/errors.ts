@@ -39,13 +39,16 @@ export class SandboxError extends Error {
   }
 }
 
-/** No such sandbox, file, sandbox type, snapshot or route. */
+/** No such sandbox, file, sandbox type, snapshot, tool or route. */
 export class NotFoundError extends SandboxError {}
 /** The bearer token is missing or wrong, or its key may not do this (FORBIDDEN). */
 export class AuthError extends SandboxError {}
 /** The server, sandboxd or this client gave up waiting. */
 export class TimeoutError extends SandboxError {}
-/** The server's instance limit or a limit of the caller's tenant is reached; release a sandbox or retry later. */
+/**
+ * The server's instance limit, a limit of the caller's tenant or the sandbox's Python context limit is
+ * reached; release a sandbox or retry later (or use an existing context).
+ */
 export class CapacityError extends SandboxError {}
 /**
  * The request was refused as it stands: bad shape, too large (for the request limit or the sandbox's
@@ -83,6 +86,10 @@ export const ERROR_CLASS_BY_CODE = {
   UNSAFE_ARCHIVE_ENTRY: ValidationError,
   ALREADY_INITIALIZED: ConflictError,
   NOT_INITIALIZED: ConflictError,
+  TOOL_NOT_FOUND: NotFoundError,
+  INVALID_TOOL_ARGUMENTS: ValidationError,
+  PYTHON_CONTEXT_LIMIT: CapacityError,
+  PYTHON_UNAVAILABLE: ConflictError,
   SANDBOX_NOT_FOUND: NotFoundError,
   SANDBOX_TYPE_NOT_FOUND: NotFoundError,
   SANDBOX_NOT_READY: ConflictError,

@@ -5,10 +5,14 @@
 import './dispose.js';
 
 export {
+  BUILTIN_TOOLS,
   ERROR_CODES,
   type ErrorBody,
   type ErrorCode,
   isErrorCode,
+  PYTHON_DEFAULT_CONTEXT,
+  PYTHON_DEFAULT_TIMEOUT_MS,
+  PYTHON_MAX_CONTEXTS,
   statusOf,
 } from '@runtime-sandbox/contract';
 export { Archive, type ArchiveOptions } from './archive.js';
@@ -47,8 +51,15 @@ export {
 } from './files.js';
 export * from './harness/index.js';
 export { parseNdjson } from './ndjson.js';
+export { Python, type PythonRunOptions } from './python.js';
 export { type CloseOptions, Sandbox } from './sandbox.js';
 export { SandboxSnapshots, SNAPSHOT_TIMEOUT_MS, Snapshots } from './snapshots.js';
+export {
+  type BuiltinToolArguments,
+  type ToolArguments,
+  type ToolCallOptions,
+  Tools,
+} from './tools.js';
 export {
   type CallOptions,
   type ConnectionOptions,

@@ -10,7 +10,9 @@ import { Commands } from './commands.js';
 import { type DirectConnectOptions, DirectSandbox, type SandboxDataPlane } from './direct-sandbox.js';
 import { NotFoundError } from './errors.js';
 import { Files } from './files.js';
+import { Python } from './python.js';
 import { SandboxSnapshots, SNAPSHOT_TIMEOUT_MS } from './snapshots.js';
+import { Tools } from './tools.js';
 import { type CallOptions, callSpec, type Transport } from './transport.js';
 import type { CreateSnapshotOptions, KeepAliveOptions, SandboxInfo, SnapshotInfo } from './types.js';
 
@@ -30,6 +32,8 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
   readonly commands: Commands;
   readonly files: Files;
   readonly archive: Archive;
+  readonly tools: Tools;
+  readonly python: Python;
   readonly snapshots: SandboxSnapshots;
   private readonly transport: Transport;
   private released: Promise<SnapshotInfo | null> | undefined;
@@ -42,6 +46,8 @@ export class Sandbox implements SandboxDataPlane, AsyncDisposable {
     this.commands = new Commands(this.transport);
     this.files = new Files(this.transport);
     this.archive = new Archive(this.transport);
+    this.tools = new Tools(this.transport);
+    this.python = new Python(this.transport);
     this.snapshots = new SandboxSnapshots(this.transport);
   }
 

@@ -23,6 +23,11 @@ export function sandboxNotFound(id: string): ServiceError {
   return new ServiceError('SANDBOX_NOT_FOUND', `no live sandbox with id ${JSON.stringify(id)}`, { id });
 }
 
+/** A tool name no sandbox could have (too long); sandboxd answers the same for one it lacks. */
+export function toolNotFound(name: string): ServiceError {
+  return new ServiceError('TOOL_NOT_FOUND', `no tool named ${JSON.stringify(name)}`, { tool: name });
+}
+
 /** An unknown snapshot id, a malformed one, or another tenant's: all answered alike. */
 export function snapshotNotFound(id: string): ServiceError {
   return new ServiceError('SNAPSHOT_NOT_FOUND', `no snapshot with id ${JSON.stringify(id)}`, { id });

@@ -1,5 +1,5 @@
 /**
- * The data-plane tests (commands, files, archive), written once against `SandboxDataPlane` and run
+ * The data-plane tests (commands, files, archive, tools, Python), written once against `SandboxDataPlane` and run
  * against a pooled sandbox through the server and against a direct sandboxd connection: the same
  * agent code must behave the same on either.
  */
@@ -8,6 +8,7 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import {
+  CapacityError,
   ConflictError,
   NotFoundError,
   type SandboxDataPlane,
@@ -340,6 +341,116 @@ export function describeDataPlane(mode: string, sandboxOf: () => SandboxDataPlan
       const error = await caught(sandboxOf().archive.upload('evil', await tarOf({ '../escaped.txt': 'x' })));
       expect(error).toBeInstanceOf(ValidationError);
       expect(error).toMatchObject({ code: 'UNSAFE_ARCHIVE_ENTRY' });
+    });
+  });
+
+  describe(`${mode}: tools`, () => {
+    it('lists the built-in tools with JSON schemas of their arguments', async () => {
+      const tools = await sandboxOf().tools.list();
+      expect(tools.map((tool) => tool.name)).toEqual(['run_shell_command', 'run_ipython_cell']);
+      expect(tools[0]?.inputSchema).toMatchObject({
+        type: 'object',
+        properties: { command: { type: 'string' } },
+        required: ['command'],
+      });
+      expect(tools[1]?.inputSchema).toMatchObject({ required: ['code'] });
+    });
+
+    it('runs a shell command; isError follows the exit code, not stderr', async () => {
+      const tools = sandboxOf().tools;
+      const failed = await tools.call('run_shell_command', { command: 'echo out; echo err >&2; exit 3' });
+      expect(failed.isError).toBe(true);
+      expect(failed.content).toEqual([
+        { type: 'text', text: 'out\n', description: 'stdout' },
+        { type: 'text', text: 'err\n', description: 'stderr' },
+        { type: 'text', text: '3', description: 'exitCode' },
+      ]);
+      expect(failed.structuredContent).toMatchObject({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+      const warned = await tools.call('run_shell_command', { command: 'echo warning >&2' });
+      expect(warned.isError).toBe(false);
+      const killed = await tools.call('run_shell_command', { command: 'sleep 30' }, { timeoutMs: 200 });
+      expect(killed).toMatchObject({ isError: true, structuredContent: { timedOut: true, exitCode: null } });
+    });
+
+    it('runs Python cells that share state, an exception being an error result', async () => {
+      const tools = sandboxOf().tools;
+      await tools.call('run_ipython_cell', { code: 'shared = 20', context: 'tools' });
+      const doubled = await tools.call('run_ipython_cell', {
+        code: 'print("hi")\nshared * 2',
+        context: 'tools',
+      });
+      expect(doubled.isError).toBe(false);
+      expect(doubled.content).toEqual([
+        { type: 'text', text: 'hi\n', description: 'stdout' },
+        { type: 'text', text: '40', description: 'value' },
+      ]);
+      const failed = await tools.call('run_ipython_cell', { code: 'missing_name', context: 'tools' });
+      expect(failed.isError).toBe(true);
+      expect(failed.content.at(-1)?.text).toContain("NameError: name 'missing_name' is not defined");
+    });
+
+    it('refuses an unknown tool and bad arguments with typed errors', async () => {
+      const tools = sandboxOf().tools;
+      const unknown = await caught(tools.call('no_such_tool', {}));
+      expect(unknown).toBeInstanceOf(NotFoundError);
+      expect(unknown).toMatchObject({ code: 'TOOL_NOT_FOUND', status: 404 });
+      const bad = await caught(tools.call('run_shell_command', { command: '' }));
+      expect(bad).toBeInstanceOf(ValidationError);
+      expect(bad).toMatchObject({ code: 'INVALID_TOOL_ARGUMENTS', status: 400 });
+      const extra = await caught(tools.call<string>('run_ipython_cell', { code: '1', unexpected: true }));
+      expect(extra).toMatchObject({ code: 'INVALID_TOOL_ARGUMENTS' });
+    });
+  });
+
+  describe(`${mode}: python`, () => {
+    it('keeps state per context and returns value, output and errors apart', async () => {
+      const python = sandboxOf().python;
+      await python.run('import json\nrecord = {"n": 1}');
+      const result = await python.run(
+        'import sys\nprint("o")\nprint("e", file=sys.stderr)\njson.dumps(record)',
+      );
+      expect(result).toMatchObject({
+        context: 'default',
+        value: `'{"n": 1}'`,
+        stdout: 'o\n',
+        stderr: 'e\n',
+        error: null,
+        timedOut: false,
+        restarted: false,
+      });
+      const other = await python.run('"record" in globals()', { context: 'other' });
+      expect(other.value).toBe('False');
+      const failed = await python.run('raise ValueError("bad value")');
+      expect(failed.error).toMatchObject({ name: 'ValueError', message: 'bad value' });
+      expect((await python.run('record["n"]')).value).toBe('1');
+    });
+
+    it('interrupts a cell past its timeout and keeps the context', async () => {
+      const python = sandboxOf().python;
+      await python.run('kept = "yes"', { context: 'slow' });
+      const result = await python.run('while True: pass', { context: 'slow', timeoutMs: 300 });
+      expect(result).toMatchObject({
+        timedOut: true,
+        restarted: false,
+        error: { name: 'KeyboardInterrupt' },
+      });
+      expect((await python.run('kept', { context: 'slow' })).value).toBe("'yes'");
+    });
+
+    it('refuses a malformed context name and too many contexts with typed errors', async () => {
+      const python = sandboxOf().python;
+      const bad = await caught(python.run('1', { context: 'no/slashes' }));
+      expect(bad).toBeInstanceOf(ValidationError);
+      expect(bad).toMatchObject({ code: 'VALIDATION_ERROR' });
+      let limit: unknown;
+      for (let i = 0; i < 16 && limit === undefined; i++) {
+        limit = await python.run('1', { context: `many-${i}` }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      }
+      expect(limit).toBeInstanceOf(CapacityError);
+      expect(limit).toMatchObject({ code: 'PYTHON_CONTEXT_LIMIT' });
     });
   });
 }

@@ -65,6 +65,18 @@ export const ERROR_CODES = {
     description: "The acquire asked for a looser network policy than the sandbox type's",
   },
 
+  // Tools and the Python interpreter (sandboxd)
+  TOOL_NOT_FOUND: { status: 404, description: 'The sandbox offers no tool with that name' },
+  INVALID_TOOL_ARGUMENTS: {
+    status: 400,
+    description: "The tool's arguments do not match its input schema (details.issues says how)",
+  },
+  PYTHON_CONTEXT_LIMIT: {
+    status: 409,
+    description: 'The sandbox already runs as many Python contexts as it may; use an existing one',
+  },
+  PYTHON_UNAVAILABLE: { status: 409, description: "The sandbox's image has no python3 to run cells with" },
+
   // Snapshots
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No snapshot with that id or key' },
   SNAPSHOT_CONFLICT: { status: 409, description: 'Another writer moved the key head first' },

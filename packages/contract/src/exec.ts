@@ -7,6 +7,13 @@
 import { z } from 'zod';
 import { envSchema } from './env.js';
 
+/** A per-call time limit in milliseconds: a positive integer, at most a day. */
+export const timeoutMsSchema = z
+  .number()
+  .int()
+  .positive()
+  .max(24 * 60 * 60 * 1000);
+
 export const execRequestSchema = z.strictObject({
   /** A string is run by `sh -c`; an array is an argv run without a shell. */
   command: z.union([z.string().min(1), z.array(z.string()).min(1)]),
@@ -16,12 +23,7 @@ export const execRequestSchema = z.strictObject({
   /** Written to the process's stdin, which is then closed. */
   stdin: z.string().optional(),
   /** Kill the whole process group after this many milliseconds; default no limit. */
-  timeoutMs: z
-    .number()
-    .int()
-    .positive()
-    .max(24 * 60 * 60 * 1000)
-    .optional(),
+  timeoutMs: timeoutMsSchema.optional(),
 });
 /** `POST .../exec` body. */
 export type ExecRequest = z.input<typeof execRequestSchema>;

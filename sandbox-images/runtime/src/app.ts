@@ -13,6 +13,8 @@ import { fileRoutes } from './files.js';
 import type { RunAs } from './handles.js';
 import { createRequestListener, type Route, readJson, sendJson } from './http.js';
 import { Workspace } from './paths.js';
+import { PythonContexts, pythonRoutes } from './python.js';
+import { toolRoutes } from './tools.js';
 
 export interface SandboxdOptions {
   bootToken: string;
@@ -25,7 +27,7 @@ export interface SandboxdOptions {
 
 export interface Sandboxd {
   server: Server;
-  /** Stops listening and kills every running process group. */
+  /** Stops listening and kills every running process group and Python interpreter. */
   shutdown(): void;
 }
 
@@ -56,6 +58,7 @@ export async function createSandboxd(options: SandboxdOptions): Promise<Sandboxd
     limits: options.limits,
     gate: new TokenGate(options.bootToken),
     processes: new ProcessGroups(),
+    python: new PythonContexts(),
     runAs: options.runAs,
     workspace: await Workspace.open(options.workspaceRoot),
     processEnv: options.processEnv,
@@ -67,6 +70,8 @@ export async function createSandboxd(options: SandboxdOptions): Promise<Sandboxd
     ...execRoutes(ctx),
     ...fileRoutes(ctx),
     ...archiveRoutes(ctx),
+    ...pythonRoutes(ctx),
+    ...toolRoutes(ctx),
   ]);
   // No request timeout: uploads and exec streams may rightly take long; idle keep-alive sockets
   // stay longer than a client's own idle limit, so the client is the one that closes them.
@@ -78,6 +83,7 @@ export async function createSandboxd(options: SandboxdOptions): Promise<Sandboxd
       server.close();
       server.closeIdleConnections();
       ctx.processes.killAll();
+      ctx.python.killAll();
     },
   };
 }

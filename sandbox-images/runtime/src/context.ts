@@ -5,6 +5,7 @@ import type { TokenGate } from '@runtime-sandbox/contract/token-gate';
 import type { ProcessGroups } from './exec.js';
 import type { RunAs } from './handles.js';
 import type { Workspace } from './paths.js';
+import type { PythonContexts } from './python.js';
 
 export const DEFAULT_LIMITS = {
   /** JSON request bodies (exec with stdin included). */
@@ -25,6 +26,7 @@ export interface Context {
   readonly limits: Limits;
   readonly gate: TokenGate;
   readonly processes: ProcessGroups;
+  readonly python: PythonContexts;
   readonly runAs: RunAs;
   workspace: Workspace;
   /** Env of every process run here: the image's env without sandboxd's settings, then the caller's. */

@@ -53,7 +53,7 @@ export class ProcessGroups {
   }
 }
 
-interface Launch {
+export interface Launch {
   request: ExecRequest;
   /** The working directory, open; launch() closes it. */
   cwd: Dir;
@@ -192,7 +192,7 @@ function spawnFailure(
 }
 
 /** One output stream of a buffered exec: kept up to the limit, then counted as cut. */
-class CollectedOutput {
+export class CollectedOutput {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   truncated = false;
@@ -217,16 +217,38 @@ class CollectedOutput {
   }
 }
 
-async function execBuffered(ctx: Context, res: ServerResponse, launchSpec: Omit<Launch, 'onOutput'>) {
+/** The launch of `request` by this sandbox: its cwd opened, run as the sandbox user with the sandbox's env. */
+export async function launchSpecFor(ctx: Context, request: ExecRequest): Promise<Omit<Launch, 'onOutput'>> {
+  const cwd = await openCwd(ctx, request.cwd ?? '.');
+  return { request, cwd, runAs: ctx.runAs, env: { ...ctx.processEnv, ...request.env } };
+}
+
+/** The working directory `cwdPath` (relative to the workspace root), open for a spawn's `cwd`. */
+export function openCwd(ctx: Context, cwdPath: string): Promise<Dir> {
+  return withFsErrors({ path: cwdPath }, async () => {
+    try {
+      return await Dir.open(ctx.workspace, await ctx.workspace.resolve(cwdPath), cwdPath);
+    } catch (err) {
+      if (!isErrno(err, 'ENOTDIR')) throw err;
+      throw new SandboxdError('NOT_A_DIRECTORY', 'cwd is not a directory', { path: cwdPath });
+    }
+  });
+}
+
+/** Runs a command to its end, its output collected up to the limit; `res` closing kills it. */
+export async function runCollected(
+  ctx: Context,
+  res: ServerResponse,
+  launchSpec: Omit<Launch, 'onOutput'>,
+): Promise<ExecResult> {
   const output = {
     stdout: new CollectedOutput(ctx.limits.maxOutputBytes),
     stderr: new CollectedOutput(ctx.limits.maxOutputBytes),
   };
   const started = await launch({ ...launchSpec, onOutput: (stream, chunk) => output[stream].add(chunk) });
-  let result: ExecResult;
   if ('error' in started) {
     const failure = spawnFailure(launchSpec.request, started.error);
-    result = {
+    return {
       exitCode: failure.exitCode,
       signal: null,
       stdout: '',
@@ -236,18 +258,16 @@ async function execBuffered(ctx: Context, res: ServerResponse, launchSpec: Omit<
       timedOut: false,
       durationMs: 0,
     };
-  } else {
-    ctx.processes.watch(started, res);
-    const outcome = await started.finished;
-    result = {
-      ...outcome,
-      stdout: output.stdout.text(),
-      stderr: output.stderr.text(),
-      stdoutTruncated: output.stdout.truncated,
-      stderrTruncated: output.stderr.truncated,
-    };
   }
-  sendJson(res, 200, result);
+  ctx.processes.watch(started, res);
+  const outcome = await started.finished;
+  return {
+    ...outcome,
+    stdout: output.stdout.text(),
+    stderr: output.stderr.text(),
+    stdoutTruncated: output.stdout.truncated,
+    stderrTruncated: output.stderr.truncated,
+  };
 }
 
 async function execStreamed(ctx: Context, res: ServerResponse, launchSpec: Omit<Launch, 'onOutput'>) {
@@ -290,18 +310,9 @@ async function execStreamed(ctx: Context, res: ServerResponse, launchSpec: Omit<
 
 async function handleExec(ctx: Context, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const request = await readJson(req, ctx.limits.maxJsonBytes, execRequestSchema);
-  const cwdPath = request.cwd ?? '.';
-  const cwd = await withFsErrors({ path: cwdPath }, async () => {
-    try {
-      return await Dir.open(ctx.workspace, await ctx.workspace.resolve(cwdPath), cwdPath);
-    } catch (err) {
-      if (!isErrno(err, 'ENOTDIR')) throw err;
-      throw new SandboxdError('NOT_A_DIRECTORY', 'cwd is not a directory', { path: cwdPath });
-    }
-  });
-  const spec = { request, cwd, runAs: ctx.runAs, env: { ...ctx.processEnv, ...request.env } };
-  const streamed = req.headers.accept?.includes(NDJSON) ?? false;
-  await (streamed ? execStreamed(ctx, res, spec) : execBuffered(ctx, res, spec));
+  const spec = await launchSpecFor(ctx, request);
+  if (req.headers.accept?.includes(NDJSON) ?? false) await execStreamed(ctx, res, spec);
+  else sendJson(res, 200, await runCollected(ctx, res, spec));
 }
 
 export function execRoutes(ctx: Context): Array<[string, Route]> {

@@ -28,7 +28,7 @@ export function createRequestListener(routes: ReadonlyMap<string, Route>, gate: 
     } catch {
       throw new SandboxdError('VALIDATION_ERROR', 'The request target is not a valid URL');
     }
-    const route = routes.get(url.pathname);
+    const route = routes.get(url.pathname) ?? routes.get(wildcardOf(url.pathname));
     if (!route) throw new SandboxdError('ROUTE_NOT_FOUND', `No route ${url.pathname}`);
     if (route.auth && !gate.admitsRequest(req.headers)) {
       throw new SandboxdError('UNAUTHORIZED', 'Missing or wrong bearer token');
@@ -42,6 +42,32 @@ export function createRequestListener(routes: ReadonlyMap<string, Route>, gate: 
       sendError(req, res, err),
     );
   };
+}
+
+/**
+ * The wildcard key a path falls back to, its last component replaced: `/tools/x` -> `/tools/*`.
+ * The handler reads that component from the URL (lastComponent).
+ */
+function wildcardOf(pathname: string): string {
+  return `${pathname.slice(0, pathname.lastIndexOf('/'))}/*`;
+}
+
+/** The decoded last component of the request path, for a wildcard route; VALIDATION_ERROR if it is badly encoded. */
+export function lastComponent(url: URL): string {
+  try {
+    return decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
+  } catch {
+    throw new SandboxdError('VALIDATION_ERROR', 'The request path is not valid percent-encoding');
+  }
+}
+
+/** Aborted when the client hangs up before the answer is complete, so the work for it can stop. */
+export function hangUpSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 function methodNotAllowed(route: Route): Handler {

@@ -13,6 +13,7 @@ import { poolHandlers } from './handlers/pools.js';
 import { sandboxHandlers } from './handlers/sandboxes.js';
 import { snapshotHandlers } from './handlers/snapshots.js';
 import { systemHandlers } from './handlers/system.js';
+import { toolHandlers } from './handlers/tools.js';
 import type { Handlers } from './handlers/types.js';
 import { bearerAuth, requestScope, shutdownGate } from './middleware.js';
 import { type RawRouteInput, readRouteInput } from './request-input.js';
@@ -28,6 +29,7 @@ export function createHttpApp(deps: ApiDeps): Hono<AppEnv> {
     ...execHandlers(deps),
     ...fileHandlers(deps),
     ...archiveHandlers(deps),
+    ...toolHandlers(deps),
     ...snapshotHandlers(deps),
     ...poolHandlers(deps),
   };

@@ -25,6 +25,8 @@ import {
   poolListSchema,
   poolResizeRequestSchema,
   poolStatusSchema,
+  pythonRunRequestSchema,
+  pythonRunResultSchema,
   sandboxInfoSchema,
   sandboxListQuerySchema,
   sandboxListSchema,
@@ -33,10 +35,13 @@ import {
   snapshotListQuerySchema,
   snapshotListSchema,
   snapshotRequestSchema,
+  toolCallRequestSchema,
+  toolCallResultSchema,
+  toolListSchema,
   writeQuerySchema,
 } from '@runtime-sandbox/contract';
 import type { z } from 'zod';
-import { sandboxNotFound, snapshotNotFound } from '../errors.js';
+import { sandboxNotFound, snapshotNotFound, toolNotFound } from '../errors.js';
 import {
   healthSchema,
   poolTypeParamsSchema,
@@ -44,6 +49,7 @@ import {
   releaseQuerySchema,
   sandboxIdParamsSchema,
   snapshotIdParamsSchema,
+  toolParamsSchema,
 } from './schemas.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
@@ -55,6 +61,7 @@ export const ROUTE_TAGS = {
   exec: 'Run commands in a sandbox',
   files: "Read, write, list and move files in a sandbox's workspace",
   archive: 'Move directories in and out as tar streams',
+  tools: "List and call the sandbox's tools; run Python in its stateful interpreter",
   snapshots: 'Take, list and delete workspace snapshots; restores ride on acquire',
   pools: 'Warm pools: targets and live counts',
 } as const;
@@ -106,6 +113,14 @@ const sandboxPath = '/v1/sandboxes/:id';
 const sandboxParams = {
   params: sandboxIdParamsSchema,
   unknownParams: (params: Record<string, string>) => sandboxNotFound(params.id ?? ''),
+};
+/** A tool's path parameters: a malformed sandbox id is an unknown sandbox, a malformed name an unknown tool. */
+const toolParams = {
+  params: toolParamsSchema,
+  unknownParams: (params: Record<string, string>) =>
+    sandboxIdParamsSchema.safeParse(params).success
+      ? toolNotFound(params.name ?? '')
+      : sandboxNotFound(params.id ?? ''),
 };
 const snapshotParams = {
   params: snapshotIdParamsSchema,
@@ -379,6 +394,47 @@ export const ROUTES = [
       'UNSAFE_ARCHIVE_ENTRY',
       'QUOTA_EXCEEDED',
     ],
+  },
+  {
+    operationId: 'listTools',
+    method: 'get',
+    path: `${sandboxPath}/tools`,
+    summary: "The sandbox's tools (built-in: run_shell_command, run_ipython_cell), each with a JSON schema",
+    tag: 'tools',
+    auth: true,
+    ...sandboxParams,
+    responses: { 200: { description: 'Tools', content: json(toolListSchema) } },
+    errors: SANDBOXD_CALL,
+  },
+  {
+    operationId: 'callTool',
+    method: 'post',
+    path: `${sandboxPath}/tools/:name`,
+    summary: 'Call a tool with arguments; isError follows the exit code or exception, not stderr',
+    tag: 'tools',
+    auth: true,
+    ...toolParams,
+    body: { contentType: 'application/json', schema: toolCallRequestSchema, optional: true },
+    responses: { 200: { description: 'The tool result', content: json(toolCallResultSchema) } },
+    errors: [
+      ...SANDBOXD_CALL,
+      'TOOL_NOT_FOUND',
+      'INVALID_TOOL_ARGUMENTS',
+      'PYTHON_CONTEXT_LIMIT',
+      'PYTHON_UNAVAILABLE',
+    ],
+  },
+  {
+    operationId: 'runPython',
+    method: 'post',
+    path: `${sandboxPath}/python`,
+    summary: "Run a cell in one of the sandbox's stateful Python interpreters (one per context)",
+    tag: 'tools',
+    auth: true,
+    ...sandboxParams,
+    body: { contentType: 'application/json', schema: pythonRunRequestSchema },
+    responses: { 200: { description: 'The cell result', content: json(pythonRunResultSchema) } },
+    errors: [...SANDBOXD_CALL, 'PYTHON_CONTEXT_LIMIT', 'PYTHON_UNAVAILABLE'],
   },
   {
     operationId: 'createSnapshot',

@@ -7,6 +7,7 @@ import {
   EXPECTED_HEAD,
   snapshotIdSchema,
   snapshotKeySchema,
+  toolNameSchema,
   typeNameSchema,
 } from '@runtime-sandbox/contract';
 import { z } from 'zod';
@@ -14,6 +15,8 @@ import { z } from 'zod';
 export const sandboxIdParamsSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a sandbox id'),
 });
+
+export const toolParamsSchema = sandboxIdParamsSchema.extend({ name: toolNameSchema });
 
 export const poolTypeParamsSchema = z.object({ type: typeNameSchema });
 

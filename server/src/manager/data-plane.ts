@@ -1,7 +1,9 @@
 /**
- * The data plane as named operations (exec, files, archives): each says which sandboxd route it
- * is and forwards there with the caller's validated input, answering as sandboxd answers, its body
- * still streaming. The API layer calls these and never picks a sandboxd path or header.
+ * The data plane as named operations (exec, files, archives, tools, Python): each says which
+ * sandboxd route it is and forwards there with the caller's validated input, answering as sandboxd
+ * answers, its body still streaming; tool and Python results are read (bounded) and validated
+ * instead, since what sandboxd answers is under the sandbox code's control. The API layer calls
+ * these and never picks a sandboxd path or header.
  */
 import type { Readable } from 'node:stream';
 import {
@@ -12,14 +14,29 @@ import {
   type mkdirRequestSchema,
   type moveRequestSchema,
   NDJSON,
+  type PythonRunResult,
   type pathQuerySchema,
+  type pythonRunRequestSchema,
+  pythonRunResultSchema,
+  type ToolCallRequest,
+  type ToolCallResult,
+  type ToolList,
+  toolCallResultSchema,
+  toolListSchema,
   type writeQuerySchema,
 } from '@runtime-sandbox/contract';
 import type { z } from 'zod';
+import { ServiceError } from '../errors.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { Caller } from '../tenants/caller.js';
 import type { SandboxManager } from './sandbox-manager.js';
-import { discard, passableHeaders, type UpstreamRequest } from './sandboxd-client.js';
+import { discard, passableHeaders, readBoundedText, type UpstreamRequest } from './sandboxd-client.js';
+
+/**
+ * The largest tool or Python result taken from sandboxd: its two output streams at sandboxd's
+ * default limit (16 MiB each), JSON-escaped, with room to spare. A bigger one is UPSTREAM_ERROR.
+ */
+const MAX_RESULT_BYTES = 64 * 1024 * 1024;
 
 /** sandboxd's answer: its status, the headers worth passing on, and the body (none for 204/304). */
 export interface SandboxdAnswer {
@@ -41,6 +58,7 @@ type ListQuery = z.output<typeof listQuerySchema>;
 type ArchiveQuery = z.output<typeof archiveQuerySchema>;
 type MoveRequest = z.output<typeof moveRequestSchema>;
 type MkdirRequest = z.output<typeof mkdirRequestSchema>;
+type PythonRunRequest = z.output<typeof pythonRunRequestSchema>;
 type Query = Record<string, string | number | boolean | undefined>;
 
 export class DataPlane {
@@ -109,6 +127,52 @@ export class DataPlane {
       query: searchParams(query),
       headers,
       body,
+    });
+  }
+
+  listTools(id: string, scope: CallScope): Promise<ToolList> {
+    return this.sendForResult(id, scope, { method: 'GET', path: '/tools' }, toolListSchema);
+  }
+
+  callTool(id: string, scope: CallScope, name: string, request: ToolCallRequest): Promise<ToolCallResult> {
+    const path = `/tools/${encodeURIComponent(name)}`;
+    return this.sendForResult(
+      id,
+      scope,
+      { method: 'POST', path, ...jsonBody(request) },
+      toolCallResultSchema,
+    );
+  }
+
+  /** Runs a cell in one of the sandbox's Python contexts. */
+  runPython(id: string, scope: CallScope, request: PythonRunRequest): Promise<PythonRunResult> {
+    return this.sendForResult(
+      id,
+      scope,
+      { method: 'POST', path: '/python', ...jsonBody(request) },
+      pythonRunResultSchema,
+    );
+  }
+
+  /** Forwards, and reads the answer as JSON of `schema`, under MAX_RESULT_BYTES; UPSTREAM_ERROR otherwise. */
+  private async sendForResult<S extends z.ZodType>(
+    id: string,
+    scope: CallScope,
+    request: Omit<UpstreamRequest, 'signal'>,
+    schema: S,
+  ): Promise<z.output<S>> {
+    const answer = await this.send(id, scope, request);
+    const text = answer.body === null ? undefined : await readBoundedText(answer.body, MAX_RESULT_BYTES);
+    let parsed: z.ZodSafeParseResult<z.output<S>> | undefined;
+    try {
+      parsed = text === undefined ? undefined : schema.safeParse(JSON.parse(text));
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.success) return parsed.data;
+    throw new ServiceError('UPSTREAM_ERROR', `sandbox ${id} answered ${request.path} with no valid result`, {
+      sandboxId: id,
+      ...(text === undefined ? { limitBytes: MAX_RESULT_BYTES } : {}),
     });
   }
 

@@ -198,7 +198,8 @@ function asUpstreamError(err: unknown, target: SandboxdTarget): Error {
 
 async function errorFromResponse(response: IncomingMessage, target: SandboxdTarget): Promise<ServiceError> {
   const status = response.statusCode ?? 0;
-  const parsed = parseErrorBody(await readSmallBody(response).catch(() => ''));
+  const text = await readBoundedText(response, MAX_ERROR_BODY_BYTES).catch(() => undefined);
+  const parsed = parseErrorBody(text ?? '');
   if (parsed && status >= 400 && status < 500 && status !== 401) {
     return new ServiceError(parsed.code, parsed.message, parsed.details);
   }
@@ -209,15 +210,16 @@ async function errorFromResponse(response: IncomingMessage, target: SandboxdTarg
   });
 }
 
-async function readSmallBody(response: IncomingMessage): Promise<string> {
+/** An answer's body as text; undefined (and the body destroyed) once it passes `maxBytes`. */
+export async function readBoundedText(response: Readable, maxBytes: number): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response) {
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
     size += buffer.length;
-    if (size > MAX_ERROR_BODY_BYTES) {
+    if (size > maxBytes) {
       response.destroy();
-      return '';
+      return undefined;
     }
     chunks.push(buffer);
   }
